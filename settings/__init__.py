@@ -1,0 +1,118 @@
+"""Process settings, read once at start from the environment (prefix ``PAF_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderKind = Literal["openai", "anthropic"]
+
+DEFAULT_LOCAL_MODEL_URL = "http://127.0.0.1:8081/v1"
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
+
+
+class ModelConfig(BaseModel):
+    """One model that chat requests may name.
+
+    `provider` selects the wire protocol: "openai" also covers every
+    OpenAI-compatible server (vLLM, Ollama, llama.cpp) through `base_url`.
+    """
+
+    name: str = Field(min_length=1, max_length=100)
+    provider: ProviderKind = "openai"
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    context_window: int = Field(default=8192, gt=0)
+
+    @property
+    def provider_model(self) -> str:
+        """The model name sent to the provider; defaults to `name`."""
+        return self.model or self.name
+
+
+def default_models() -> list[ModelConfig]:
+    return [
+        ModelConfig(
+            name="smollm2-135m",
+            provider="openai",
+            base_url=DEFAULT_LOCAL_MODEL_URL,
+            api_key=SecretStr("local"),
+            context_window=2048,
+        )
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAF_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    log_level: str = "INFO"
+
+    database_url: str = Field(
+        default="postgresql+asyncpg://paf@127.0.0.1:5433/paf",
+        validation_alias="DATABASE_URL",
+    )
+    database_pool_size: int = Field(default=10, gt=0)
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "paf-core"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+
+    models: list[ModelConfig] = Field(default_factory=default_models)
+    default_model: str | None = None
+    provider_timeout_seconds: float = Field(default=120.0, gt=0)
+
+    # Chat turn limits and UPEE tuning.
+    max_message_chars: int = Field(default=32_000, gt=0)
+    history_messages: int = Field(default=20, gt=0)
+    quality_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_refinements: int = Field(default=1, ge=0, le=5)
+    chat_wait_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("models")
+    @classmethod
+    def _check_model_names_unique(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        names = [model.name for model in models]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique, repeated: {', '.join(duplicates)}")
+        if not models:
+            raise ValueError("at least one model must be configured in PAF_MODELS")
+        return models
+
+    @model_validator(mode="after")
+    def _check_default_model(self) -> Settings:
+        if self.default_model is not None and self.model_by_name(self.default_model) is None:
+            raise ValueError(
+                f"PAF_DEFAULT_MODEL={self.default_model!r} is not one of the configured models: "
+                + ", ".join(model.name for model in self.models)
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_production_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        for model in self.models:
+            key = model.api_key.get_secret_value() if model.api_key else ""
+            if model.base_url is None and key.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"model {model.name!r} has no real API key in production")
+        return self
+
+    @property
+    def default_model_name(self) -> str:
+        return self.default_model or self.models[0].name
+
+    def model_by_name(self, name: str) -> ModelConfig | None:
+        return next((model for model in self.models if model.name == name), None)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the settings of this process, read from the environment on first use."""
+    return Settings()
