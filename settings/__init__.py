@@ -27,6 +27,9 @@ class ModelConfig(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     context_window: int = Field(default=8192, gt=0)
+    # How an OpenAI-protocol server is asked for JSON: "json_schema" (OpenAI,
+    # vLLM), "json_object" with a schema (llama.cpp's server) or "prompt" only.
+    structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
 
     @property
     def provider_model(self) -> str:
@@ -42,6 +45,7 @@ def default_models() -> list[ModelConfig]:
             base_url=DEFAULT_LOCAL_MODEL_URL,
             api_key=SecretStr("local"),
             context_window=2048,
+            structured_output="json_object",
         )
     ]
 

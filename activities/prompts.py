@@ -1,0 +1,69 @@
+"""Prompts and structured-output schemas of the UPEE phases."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from db.chat import HistoryMessage
+from llm.types import ChatMessage
+
+ANSWER_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer the user's last message accurately and concisely."
+)
+
+
+class Understanding(BaseModel):
+    intent: str = Field(description="What the user wants, in a few words")
+    entities: list[str] = Field(default_factory=list, description="Names, things and values the request is about")
+    needs_workers: bool = Field(default=False, description="True when tools or worker agents are needed")
+
+
+class Plan(BaseModel):
+    steps: list[str] = Field(default_factory=list, description="The steps to produce the answer")
+
+
+class Evaluation(BaseModel):
+    score: float = Field(description="Answer quality from 0 (useless) to 1 (excellent)")
+    reason: str = Field(default="", description="One sentence on what is good or missing")
+
+
+def transcript(history: list[HistoryMessage]) -> str:
+    return "\n".join(f"{message.role}: {message.content}" for message in history)
+
+
+def understand_messages(history: list[HistoryMessage]) -> list[ChatMessage]:
+    return [
+        ChatMessage("system", "Read the conversation and describe the user's last request as JSON "
+                    "with the fields intent, entities and needs_workers."),
+        ChatMessage("user", transcript(history)),
+    ]
+
+
+def plan_messages(history: list[HistoryMessage], understanding: dict[str, object]) -> list[ChatMessage]:
+    return [
+        ChatMessage("system", "Plan how to answer the user's last request. Reply as JSON with the "
+                    "field steps, a short list of steps."),
+        ChatMessage("user", f"Conversation:\n{transcript(history)}\n\nUnderstanding: {understanding}"),
+    ]
+
+
+def answer_messages(
+    history: list[HistoryMessage], plan_steps: list[str], previous_answer: str | None, critique: str | None
+) -> list[ChatMessage]:
+    system = ANSWER_SYSTEM_PROMPT
+    if plan_steps:
+        system += "\nFollow this plan: " + "; ".join(plan_steps)
+    messages = [ChatMessage("system", system)]
+    messages += [ChatMessage(message.role, message.content) for message in history]  # type: ignore[arg-type]
+    if previous_answer is not None:
+        messages.append(ChatMessage("assistant", previous_answer))
+        messages.append(ChatMessage("user", f"Improve that answer. Reviewer's note: {critique or 'none'}"))
+    return messages
+
+
+def evaluate_messages(history: list[HistoryMessage], answer: str) -> list[ChatMessage]:
+    return [
+        ChatMessage("system", "Rate how well the answer serves the user's last message. Reply as JSON "
+                    "with score (a number from 0 to 1) and reason (one sentence)."),
+        ChatMessage("user", f"Conversation:\n{transcript(history)}\n\nAnswer:\n{answer}"),
+    ]

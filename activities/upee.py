@@ -1,0 +1,286 @@
+"""Activities of the UPEE chat turn: one per phase, plus finishing and failing the turn.
+
+Each phase loads what it needs from PostgreSQL, calls the model, stores its
+result in `upee_sessions.phases_data` with one `flex_events` row, and returns
+only small control values to the workflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.prompts import (
+    Evaluation,
+    Plan,
+    Understanding,
+    answer_messages,
+    evaluate_messages,
+    plan_messages,
+    understand_messages,
+)
+from activities.streaming import ContentRelay, publish
+from db import chat
+from db.run_events import append_event
+from llm.provider import complete_structured
+from llm.registry import ProviderRegistry, UnknownModelError
+from llm.types import (
+    CompletionRequest,
+    ProviderError,
+    StreamEnd,
+    StructuredOutputError,
+    TextDelta,
+    Usage,
+)
+from workflows.upee_types import (
+    EvaluateResult,
+    ExecuteResult,
+    FailInput,
+    FinishInput,
+    PhaseInput,
+    PlanResult,
+    TokenUsage,
+    UnderstandResult,
+)
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "upee"
+STRUCTURED_MAX_TOKENS = 256
+ANSWER_MAX_TOKENS = 512
+
+
+def _to_activity_error(error: ProviderError | UnknownModelError) -> ApplicationError:
+    """Map a provider failure to Temporal's retry semantics; a 429 delay is honoured."""
+    if isinstance(error, UnknownModelError):
+        return ApplicationError(str(error), type="UnknownModelError", non_retryable=True)
+    delay = timedelta(seconds=error.retry_after) if error.retry_after is not None else None
+    return ApplicationError(
+        str(error), type=type(error).__name__, non_retryable=not error.retryable, next_retry_delay=delay
+    )
+
+
+def _usage(usage: Usage) -> TokenUsage:
+    return TokenUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+class UPEEActivities:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], providers: ProviderRegistry) -> None:
+        self.session_factory = session_factory
+        self.providers = providers
+
+    async def _history(self, data: PhaseInput) -> list[chat.HistoryMessage]:
+        exclude = uuid.UUID(data.assistant_message_id) if data.assistant_message_id else None
+        async with self.session_factory() as session:
+            return await chat.load_history(session, uuid.UUID(data.conversation_id), data.history_messages, exclude)
+
+    async def _phases(self, request_id: str) -> dict[str, Any]:
+        async with self.session_factory() as session:
+            return await chat.get_phases_data(session, uuid.UUID(request_id))
+
+    async def _record(self, data: PhaseInput, phase: str, record: dict[str, Any]) -> None:
+        key = phase if phase in ("understand", "plan") else f"{phase}_{data.refinement}"
+        record = {"phase": phase, "refinement": data.refinement, "attempt": activity.info().attempt, **record}
+        async with self.session_factory.begin() as session:
+            await chat.record_phase(session, uuid.UUID(data.request_id), key, record, source=SOURCE)
+            await append_event(session, uuid.UUID(data.request_id), "thinking",
+                               {"phase": phase, "status": "completed", "refinement": data.refinement,
+                                "duration_ms": record["duration_ms"], "summary": record.get("summary")})
+
+    async def _announce(self, data: PhaseInput, phase: str) -> None:
+        await publish(self.session_factory, uuid.UUID(data.request_id), "thinking",
+                      {"phase": phase, "status": "started", "refinement": data.refinement})
+
+    @activity.defn(name="upee_understand")
+    async def understand(self, data: PhaseInput) -> UnderstandResult:
+        """Classify the request: intent, entities, and whether worker agents are needed."""
+        started = time.monotonic()
+        await self._announce(data, "understand")
+        history = await self._history(data)
+        try:
+            provider = self.providers.get(data.model)
+            understanding, usage = await complete_structured(
+                provider, understand_messages(history), Understanding,
+                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
+            )
+            fallback = None
+        except StructuredOutputError as error:
+            # A small model may not follow the schema; the turn goes on with a neutral reading.
+            logger.warning("understand fell back for %s: %s", data.request_id, error)
+            understanding, usage, fallback = Understanding(intent="unknown"), Usage(), str(error)[:300]
+        except (ProviderError, UnknownModelError) as error:
+            raise _to_activity_error(error) from error
+
+        duration = _elapsed_ms(started)
+        await self._record(data, "understand", {
+            "result": understanding.model_dump(), "duration_ms": duration, "usage": usage.as_dict(),
+            "fallback": fallback, "summary": understanding.intent[:200],
+        })
+        return UnderstandResult(intent=understanding.intent[:200], needs_workers=understanding.needs_workers,
+                                duration_ms=duration, usage=_usage(usage))
+
+    @activity.defn(name="upee_plan")
+    async def plan(self, data: PhaseInput) -> PlanResult:
+        """Plan the steps of the answer from the conversation and the understanding."""
+        started = time.monotonic()
+        await self._announce(data, "plan")
+        history = await self._history(data)
+        understanding = (await self._phases(data.request_id)).get("understand", {}).get("result", {})
+        try:
+            plan, usage = await complete_structured(
+                self.providers.get(data.model), plan_messages(history, understanding), Plan,
+                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
+            )
+            fallback = None
+        except StructuredOutputError as error:
+            logger.warning("plan fell back for %s: %s", data.request_id, error)
+            plan, usage, fallback = Plan(steps=[]), Usage(), str(error)[:300]
+        except (ProviderError, UnknownModelError) as error:
+            raise _to_activity_error(error) from error
+
+        duration = _elapsed_ms(started)
+        await self._record(data, "plan", {
+            "result": plan.model_dump(), "duration_ms": duration, "usage": usage.as_dict(),
+            "fallback": fallback, "summary": f"{len(plan.steps)} steps", "worker_tasks": [],
+        })
+        return PlanResult(step_count=len(plan.steps), worker_task_count=0, duration_ms=duration,
+                          usage=_usage(usage))
+
+    @activity.defn(name="upee_execute")
+    async def execute(self, data: PhaseInput) -> ExecuteResult:
+        """Generate the answer, streaming it to the turn's events, and store it as the assistant message."""
+        started = time.monotonic()
+        request_id = uuid.UUID(data.request_id)
+        await self._announce(data, "execute")
+        if activity.info().attempt > 1 or data.refinement > 0:
+            # The answer streamed so far (by a failed attempt or before a refinement) is replaced.
+            reason = "retry" if activity.info().attempt > 1 else "refinement"
+            await publish(self.session_factory, request_id, "reset", {"answer": data.refinement, "reason": reason})
+        request = await self._answer_request(data)
+
+        relay = ContentRelay(self.session_factory, request_id, data.refinement)
+        parts: list[str] = []
+        usage, first_token_ms, deltas = Usage(), None, 0
+        try:
+            async for item in self.providers.get(data.model).stream(request):
+                if isinstance(item, TextDelta):
+                    if first_token_ms is None:
+                        first_token_ms = _elapsed_ms(started)
+                    parts.append(item.text)
+                    deltas += 1
+                    relay.push(item.text)
+                elif isinstance(item, StreamEnd):
+                    usage = item.usage
+            await relay.close()
+        except (ProviderError, UnknownModelError) as error:
+            await relay.abort()
+            raise _to_activity_error(error) from error
+        except BaseException:
+            await relay.abort()
+            raise
+
+        estimated = usage.output_tokens == 0 and deltas > 0
+        if estimated:
+            # Some OpenAI-compatible servers send no usage when streaming; count one token per delta.
+            usage.output_tokens = deltas
+        duration = _elapsed_ms(started)
+        await self._save_answer(data, "".join(parts), usage, estimated)
+        await self._record(data, "execute", {
+            "duration_ms": duration, "first_token_ms": first_token_ms, "usage": usage.as_dict(),
+            "usage_estimated": estimated, "summary": f"{usage.output_tokens} tokens",
+        })
+        return ExecuteResult(output_tokens=usage.output_tokens, first_token_ms=first_token_ms,
+                             duration_ms=duration, usage=_usage(usage))
+
+    async def _answer_request(self, data: PhaseInput) -> CompletionRequest:
+        history = await self._history(data)
+        phases = await self._phases(data.request_id)
+        steps = phases.get("plan", {}).get("result", {}).get("steps", [])
+        previous = critique = None
+        if data.refinement > 0:
+            async with self.session_factory() as session:
+                previous = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id))
+            critique = phases.get(f"evaluate_{data.refinement - 1}", {}).get("result", {}).get("reason")
+        return CompletionRequest(
+            messages=answer_messages(history, steps, previous, critique),
+            max_tokens=ANSWER_MAX_TOKENS,
+            temperature=data.temperature,
+        )
+
+    async def _save_answer(self, data: PhaseInput, text: str, usage: Usage, estimated: bool) -> None:
+        async with self.session_factory.begin() as session:
+            await chat.upsert_assistant_message(
+                session,
+                message_id=uuid.UUID(data.assistant_message_id),
+                conversation_id=uuid.UUID(data.conversation_id),
+                request_id=uuid.UUID(data.request_id),
+                content=text,
+                status="streaming",
+                metadata={"model": data.model, "usage": usage.as_dict(), "usage_estimated": estimated,
+                          "refinement": data.refinement},
+            )
+
+    @activity.defn(name="upee_evaluate")
+    async def evaluate(self, data: PhaseInput) -> EvaluateResult:
+        """Score the stored answer from 0 to 1."""
+        started = time.monotonic()
+        await self._announce(data, "evaluate")
+        history = await self._history(data)
+        async with self.session_factory() as session:
+            answer = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id)) or ""
+        try:
+            evaluation, usage = await complete_structured(
+                self.providers.get(data.model), evaluate_messages(history, answer), Evaluation,
+                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
+            )
+            fallback = None
+        except StructuredOutputError as error:
+            # Without a usable score the answer is kept as it is rather than refined blindly.
+            logger.warning("evaluate fell back for %s: %s", data.request_id, error)
+            evaluation, usage, fallback = Evaluation(score=1.0, reason="no usable evaluation"), Usage(), str(error)[:300]
+        except (ProviderError, UnknownModelError) as error:
+            raise _to_activity_error(error) from error
+
+        duration = _elapsed_ms(started)
+        await self._record(data, "evaluate", {
+            "result": evaluation.model_dump(), "duration_ms": duration, "usage": usage.as_dict(),
+            "fallback": fallback, "summary": f"score {evaluation.score:.2f}",
+        })
+        return EvaluateResult(score=evaluation.score, duration_ms=duration, usage=_usage(usage))
+
+    @activity.defn(name="upee_finish")
+    async def finish(self, data: FinishInput) -> None:
+        """Mark the answer completed, store the quality score and close the stream."""
+        request_id = uuid.UUID(data.request_id)
+        usage = {"input_tokens": data.usage.input_tokens, "output_tokens": data.usage.output_tokens}
+        async with self.session_factory.begin() as session:
+            await chat.set_message_status(session, uuid.UUID(data.assistant_message_id), "completed",
+                                          {"quality_score": data.quality_score, "turn_usage": usage})
+            await chat.set_quality_score(session, request_id, data.quality_score)
+            await append_event(session, request_id, "complete", {
+                "request_id": data.request_id, "conversation_id": data.conversation_id,
+                "message_id": data.assistant_message_id, "quality_score": data.quality_score,
+                "refinements": data.refinements, "usage": usage,
+            })
+            await append_event(session, request_id, "done", {})
+
+    @activity.defn(name="upee_fail")
+    async def fail(self, data: FailInput) -> None:
+        """Mark the answer failed, if one was stored, and close the stream with an error event."""
+        request_id = uuid.UUID(data.request_id)
+        async with self.session_factory.begin() as session:
+            await chat.set_message_status(session, uuid.UUID(data.assistant_message_id), "failed",
+                                          {"error": data.error[:1000]})
+            await append_event(session, request_id, "error", {"message": data.error[:1000], "type": data.error_type})
+            await append_event(session, request_id, "done", {})

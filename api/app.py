@@ -1,0 +1,62 @@
+"""The FastAPI application: builds the shared clients once and mounts the routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.events import EventHub
+from api.routes import chat, health
+from db.engine import create_engine, create_session_factory
+from llm.registry import ProviderRegistry
+from settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, settings.database_pool_size)
+        temporal = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        hub = EventHub(settings.database_url)
+        await hub.start()
+        providers = ProviderRegistry(settings)
+        app.state.paf = AppState(
+            settings=settings,
+            session_factory=create_session_factory(engine),
+            temporal=temporal,
+            providers=providers,
+            hub=hub,
+        )
+        logger.info("API started: Temporal %s, task queue %s", settings.temporal_address, settings.temporal_task_queue)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await providers.close()
+            await engine.dispose()
+            logger.info("API stopped")
+
+    app = FastAPI(
+        title="PAF Core Agent",
+        version="0.1.0",
+        description="Chat turns and jobs for LLM agents, run as Temporal workflows.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(chat.router)
+    app.include_router(health.router)
+    return app
+
+
+# The ASGI entry point for `uvicorn api.app:app`; settings are read from the environment here.
+app = create_app()

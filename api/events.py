@@ -1,0 +1,159 @@
+"""Delivery of a chat turn's stored events to SSE clients.
+
+One LISTEN connection per API process wakes the streams of the turns it
+serves; each stream then reads its new rows from `run_events`. The rows, not
+the notifications, carry the data, so a lost notification only delays an
+event until the next poll and a reconnecting client resumes exactly after its
+Last-Event-ID on any API process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import ServerSentEvent
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from db.engine import asyncpg_dsn
+from db.run_events import FINAL_EVENT, NOTIFY_CHANNEL, StoredEvent, read_events
+
+logger = logging.getLogger(__name__)
+
+# Covers a missed notification (for example while the LISTEN connection reconnects).
+POLL_INTERVAL_SECONDS = 1.0
+# After this long with no event, the stream asks Temporal whether the run still exists.
+LIVENESS_CHECK_SECONDS = 10.0
+RECONNECT_DELAY_SECONDS = 1.0
+
+
+class EventHub:
+    """Wakes waiting streams when PostgreSQL announces new events for their turn."""
+
+    def __init__(self, database_url: str) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever())
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout=10)
+        except TimeoutError:
+            logger.warning("event listener not connected yet; streams poll every %.0f s", POLL_INTERVAL_SECONDS)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def subscribe(self, request_id: uuid.UUID) -> asyncio.Event:
+        waiter = asyncio.Event()
+        self._waiters[str(request_id)].add(waiter)
+        return waiter
+
+    def unsubscribe(self, request_id: uuid.UUID, waiter: asyncio.Event) -> None:
+        waiters = self._waiters.get(str(request_id))
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._waiters[str(request_id)]
+
+    def _notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        for waiter in self._waiters.get(payload, ()):
+            waiter.set()
+
+    async def _listen_forever(self) -> None:
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                await connection.add_listener(NOTIFY_CHANNEL, self._notify)
+                self._connected.set()
+                logger.info("listening for run events on channel %s", NOTIFY_CHANNEL)
+                while not connection.is_closed():
+                    await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+                logger.warning("event listener connection closed, reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError) as error:
+                logger.warning("event listener failed, reconnecting: %s", error)
+            finally:
+                self._connected.clear()
+                if connection is not None and not connection.is_closed():
+                    await connection.close()
+            # Wake every stream so it reads what it may have missed.
+            for waiters in list(self._waiters.values()):
+                for waiter in waiters:
+                    waiter.set()
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+
+
+def to_sse(event: StoredEvent) -> ServerSentEvent:
+    return ServerSentEvent(id=str(event.id), event=event.event, data=json.dumps(event.data))
+
+
+async def _run_is_closed(client: Client, workflow_id: str) -> bool:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return True
+    return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+
+async def stream_events(
+    *,
+    hub: EventHub,
+    session_factory: async_sessionmaker[AsyncSession],
+    client: Client,
+    request_id: uuid.UUID,
+    after_id: int = 0,
+    show_thinking: bool = False,
+) -> AsyncIterator[ServerSentEvent]:
+    """Yield the turn's events after `after_id` until its `done` event."""
+    waiter = hub.subscribe(request_id)
+    idle_seconds = 0.0
+    try:
+        while True:
+            waiter.clear()
+            async with session_factory() as session:
+                events = await read_events(session, request_id, after_id)
+            for event in events:
+                after_id = event.id
+                if event.event == "thinking" and not show_thinking:
+                    continue
+                yield to_sse(event)
+                if event.event == FINAL_EVENT:
+                    return
+            if events:
+                idle_seconds = 0.0
+                continue
+            try:
+                await asyncio.wait_for(waiter.wait(), timeout=POLL_INTERVAL_SECONDS)
+                idle_seconds = 0.0
+            except TimeoutError:
+                idle_seconds += POLL_INTERVAL_SECONDS
+            if idle_seconds >= LIVENESS_CHECK_SECONDS:
+                idle_seconds = 0.0
+                if await _run_is_closed(client, f"upee-{request_id}"):
+                    # The run ended without closing its stream (terminated from the Temporal UI, say).
+                    async with session_factory() as session:
+                        events = await read_events(session, request_id, after_id)
+                    if not events:
+                        yield ServerSentEvent(event="error", data=json.dumps(
+                            {"message": "the run ended without finishing its stream", "type": "RunClosedError"}))
+                        yield ServerSentEvent(event=FINAL_EVENT, data="{}")
+                        return
+    finally:
+        hub.unsubscribe(request_id, waiter)

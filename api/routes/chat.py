@@ -1,0 +1,118 @@
+"""Chat turns, their streams, conversations and models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sse_starlette import EventSourceResponse
+from temporalio.client import WorkflowFailureError
+
+from api.deps import CurrentUser, SessionDep, StateDep
+from api.events import stream_events
+from api.schemas import (
+    ChatRequest,
+    ChatResponse,
+    ConversationDetail,
+    ConversationOut,
+    MessageOut,
+    ModelStatus,
+    Page,
+)
+from api.turns import start_turn
+from db import chat
+from llm.types import ProviderError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/chat", tags=["chat"])
+
+SSE_PING_SECONDS = 15
+MODEL_CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@router.post("/stream", response_class=EventSourceResponse)
+async def stream_chat(body: ChatRequest, state: StateDep, user: CurrentUser) -> EventSourceResponse:
+    """Start a chat turn and stream its events (SSE); the turn goes on if the client leaves."""
+    turn = await start_turn(state, user, body)
+    events = stream_events(hub=state.hub, session_factory=state.session_factory, client=state.temporal,
+                           request_id=turn.request_id, show_thinking=body.show_thinking)
+    return EventSourceResponse(events, ping=SSE_PING_SECONDS)
+
+
+@router.post("", response_model=ChatResponse)
+async def create_chat(body: ChatRequest, state: StateDep, user: CurrentUser, session: SessionDep) -> ChatResponse:
+    """Run a chat turn and return the answer once it is complete."""
+    turn = await start_turn(state, user, body)
+    try:
+        result = await asyncio.wait_for(turn.handle.result(), timeout=state.settings.chat_wait_seconds)
+    except TimeoutError as error:
+        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT,
+                            f"Turn {turn.request_id} is still running; stream it to follow it") from error
+    except WorkflowFailureError as error:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Turn {turn.request_id} failed: {error.cause}") from error
+    content = await chat.get_message_content(session, uuid.UUID(result.assistant_message_id)) or ""
+    return ChatResponse(
+        request_id=turn.request_id, conversation_id=turn.conversation_id,
+        message_id=uuid.UUID(result.assistant_message_id), content=content, quality_score=result.quality_score,
+        refinements=result.refinements,
+        usage={"input_tokens": result.usage.input_tokens, "output_tokens": result.usage.output_tokens},
+    )
+
+
+@router.get("/conversations", response_model=Page[ConversationOut])
+async def list_conversations(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page[ConversationOut]:
+    """List the caller's conversations, most recently active first."""
+    rows, total = await chat.list_conversations(session, user.id, limit, offset)
+    items = [ConversationOut.model_validate(row) for row in rows]
+    return Page[ConversationOut](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+async def get_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ConversationDetail:
+    """Return one of the caller's conversations with its messages."""
+    conversation = await chat.get_owned_conversation(session, conversation_id, user.id)
+    messages = [MessageOut.model_validate(row) for row in await chat.list_messages(session, conversation_id)]
+    summary = ConversationOut.model_validate(conversation)
+    return ConversationDetail(**summary.model_dump(), messages=messages)
+
+
+@router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    """Delete one of the caller's conversations with its messages and sessions."""
+    await chat.get_owned_conversation(session, conversation_id, user.id)
+    await chat.delete_conversation(session, conversation_id)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/models", response_model=list[ModelStatus])
+async def list_models(state: StateDep, _user: CurrentUser) -> list[ModelStatus]:
+    """List the configured models and whether each one answers right now."""
+    settings = state.settings
+
+    async def probe(name: str) -> tuple[bool, float | None, str | None]:
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(state.providers.get(name).check(), timeout=MODEL_CHECK_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return False, None, f"no answer within {MODEL_CHECK_TIMEOUT_SECONDS:.0f} s"
+        except ProviderError as error:
+            return False, None, str(error)[:300]
+        return True, round((time.monotonic() - started) * 1000, 1), None
+
+    results = await asyncio.gather(*(probe(model.name) for model in settings.models))
+    return [
+        ModelStatus(name=model.name, provider=model.provider, model=model.provider_model, base_url=model.base_url,
+                    default=model.name == settings.default_model_name, reachable=ok, latency_ms=latency, error=error)
+        for model, (ok, latency, error) in zip(settings.models, results, strict=True)
+    ]

@@ -1,0 +1,89 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ItemT = TypeVar("ItemT")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The size limit is checked in the route, so an oversized message answers 413, not 422.
+    message: str = Field(min_length=1, description="The user's message")
+    conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation; omit to start one")
+    model: str | None = Field(default=None, max_length=100, description="A configured model name; default from settings")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    show_thinking: bool = Field(default=False, description="Stream UPEE phase progress as `thinking` events")
+
+
+class ChatResponse(BaseModel):
+    request_id: uuid.UUID
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    content: str
+    quality_score: float | None
+    refinements: int
+    usage: dict[str, int]
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    role: str
+    content: str
+    status: str
+    request_id: uuid.UUID | None
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str | None
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int
+
+
+class ModelStatus(BaseModel):
+    name: str
+    provider: str
+    model: str
+    base_url: str | None
+    default: bool
+    reachable: bool
+    latency_ms: float | None
+    error: str | None = None
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    latency_ms: float | None
+    error: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: CheckResult
+    temporal: CheckResult
+    providers: dict[str, CheckResult]

@@ -1,0 +1,147 @@
+"""The `paf` command: run the local stack, chat with it, migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from cli.client import ChatError, print_streamed_answer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_QUESTION = "What is the capital of France, and what is it famous for?"
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get("PAF_STATE_DIR", PROJECT_ROOT / ".state")).resolve()
+
+
+def _api_key(explicit: str | None) -> str:
+    key = explicit or os.environ.get("PAF_API_KEY")
+    if key:
+        return key
+    key_file = _state_dir() / "dev-api-key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    raise SystemExit("No API key: pass --api-key, set PAF_API_KEY, or start the stack with `make run` first")
+
+
+async def _chat(api_url: str, api_key: str, question: str, **options: object) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=httpx.Timeout(600.0, connect=10.0)) as client:
+        return await print_streamed_answer(client, api_key, question, out=sys.stdout, **options)
+
+
+def command_chat(args: argparse.Namespace) -> int:
+    try:
+        complete = asyncio.run(_chat(args.api_url, _api_key(args.api_key), args.question,
+                                     conversation_id=args.conversation, model=args.model,
+                                     show_thinking=args.show_thinking))
+    except (ChatError, httpx.HTTPError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"quality score: {complete.get('quality_score')}  conversation: {complete.get('conversation_id')}")
+    return 0
+
+
+def command_stack(args: argparse.Namespace) -> int:
+    from devstack.dev_user import ensure_dev_key
+    from devstack.process import StartupError
+    from devstack.stack import Stack, StackConfig
+
+    config = StackConfig.from_environment()
+    stack = Stack(config)
+    # SIGTERM stops the stack the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.start()
+        api_key = asyncio.run(ensure_dev_key(stack.database_url, config.state_dir / "dev-api-key"))
+        print(f"\nAsking: {args.question}\n", flush=True)
+        complete = asyncio.run(_chat(stack.api_url, api_key, args.question, show_thinking=False))
+        print(f"\nquality score: {complete.get('quality_score')}", flush=True)
+        if args.once:
+            return 0
+        print(
+            f"\nPAF Core Agent is running.\n"
+            f"  API docs:    {stack.api_url}/docs\n"
+            f"  Temporal UI: http://127.0.0.1:{config.temporal_ui_port}\n"
+            f"  API key:     {api_key}\n"
+            f"  Logs:        {config.state_dir / 'logs'}\n"
+            f"Try: .venv/bin/paf chat \"Why is the sky blue?\"\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        _wait_forever()
+        return 0
+    except KeyboardInterrupt:
+        print("\nstopping", flush=True)
+        return 0
+    except (StartupError, ChatError, httpx.HTTPError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        stack.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_forever() -> None:
+    while True:
+        signal.pause()
+
+
+def command_db(args: argparse.Namespace) -> int:
+    from devstack import migrate
+    from settings import get_settings
+
+    url = get_settings().database_url
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.revision or "head")
+    else:
+        migrate.downgrade(url, args.revision or "-1")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paf", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    stack = commands.add_parser("stack", help="start every service locally and answer one question")
+    stack.add_argument("--once", action="store_true", help="stop everything after the first answer")
+    stack.add_argument("--question", default=DEFAULT_QUESTION, help="the first question to ask")
+    stack.set_defaults(handler=command_stack)
+
+    chat = commands.add_parser("chat", help="stream an answer from a running API")
+    chat.add_argument("question")
+    chat.add_argument("--api-url", default=os.environ.get("PAF_API_URL", "http://127.0.0.1:8000"))
+    chat.add_argument("--api-key", help="default: PAF_API_KEY, else the development key in the state folder")
+    chat.add_argument("--conversation", help="continue this conversation id")
+    chat.add_argument("--model", help="a configured model name")
+    chat.add_argument("--show-thinking", action="store_true", help="print UPEE phase progress")
+    chat.set_defaults(handler=command_chat)
+
+    db = commands.add_parser("db", help="apply or revert database migrations (DATABASE_URL)")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("revision", nargs="?", help="default: head for upgrade, -1 for downgrade")
+    db.set_defaults(handler=command_db)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("PAF_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Request lines and migration plug-in notices would bury the answer the user is waiting for.
+    for noisy in ("httpx", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    code = int(args.handler(args))
+    # The Temporal client can crash at interpreter exit in short scripts; flush and leave directly.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

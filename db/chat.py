@@ -1,0 +1,190 @@
+"""Reads and writes of conversations, messages and UPEE sessions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Conversation, FlexEvent, Message, UPEESession
+
+
+class ConversationNotFoundError(LookupError):
+    """No conversation with this id belongs to the caller."""
+
+    def __init__(self, conversation_id: uuid.UUID) -> None:
+        super().__init__(f"conversation {conversation_id} not found")
+        self.conversation_id = conversation_id
+
+
+class SessionNotFoundError(LookupError):
+    """No UPEE session exists for this request id."""
+
+    def __init__(self, request_id: uuid.UUID) -> None:
+        super().__init__(f"UPEE session for request {request_id} not found")
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class HistoryMessage:
+    role: str
+    content: str
+
+
+async def get_owned_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> Conversation:
+    """Return the conversation if `user_id` owns it.
+
+    Raises:
+        ConversationNotFoundError: it does not exist or belongs to someone else,
+            two cases the caller must not be able to tell apart.
+    """
+    conversation = await session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+    )
+    if conversation is None:
+        raise ConversationNotFoundError(conversation_id)
+    return conversation
+
+
+async def list_conversations(
+    session: AsyncSession, user_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Conversation], int]:
+    total = await session.scalar(select(func.count()).where(Conversation.user_id == user_id))
+    rows = await session.scalars(
+        select(Conversation)
+        .where(Conversation.user_id == user_id)
+        .order_by(Conversation.updated_at.desc(), Conversation.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def list_messages(session: AsyncSession, conversation_id: uuid.UUID) -> list[Message]:
+    rows = await session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at, Message.id)
+    )
+    return list(rows)
+
+
+async def delete_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> None:
+    await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
+
+
+async def load_history(
+    session: AsyncSession, conversation_id: uuid.UUID, limit: int, exclude_message_id: uuid.UUID | None = None
+) -> list[HistoryMessage]:
+    """Return the last `limit` completed or cancelled messages, oldest first.
+
+    Messages still streaming or failed are left out, and so is the answer being written.
+    """
+    query = (
+        select(Message.role, Message.content)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.status.in_(("completed", "cancelled")),
+        )
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(limit)
+    )
+    if exclude_message_id is not None:
+        query = query.where(Message.id != exclude_message_id)
+    rows = (await session.execute(query)).all()
+    return [HistoryMessage(role=row.role, content=row.content) for row in reversed(rows)]
+
+
+async def get_message_content(session: AsyncSession, message_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(Message.content).where(Message.id == message_id))
+
+
+async def upsert_assistant_message(
+    session: AsyncSession,
+    *,
+    message_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    request_id: uuid.UUID,
+    content: str,
+    status: str,
+    metadata: dict[str, Any],
+) -> None:
+    """Write the turn's answer under a fixed id, so retries and refinements replace it."""
+    statement = pg_insert(Message).values(
+        id=message_id,
+        conversation_id=conversation_id,
+        request_id=request_id,
+        role="assistant",
+        content=content,
+        status=status,
+        metadata_=metadata,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Message.id],
+            set_={"content": statement.excluded.content, "status": statement.excluded.status,
+                  "metadata": statement.excluded["metadata"]},
+        )
+    )
+    await session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(updated_at=func.now())
+    )
+
+
+async def set_message_status(
+    session: AsyncSession, message_id: uuid.UUID, status: str, extra_metadata: dict[str, Any] | None = None
+) -> bool:
+    values: dict[str, Any] = {"status": status}
+    if extra_metadata:
+        values["metadata_"] = Message.metadata_.op("||")(extra_metadata)
+    result = await session.execute(update(Message).where(Message.id == message_id).values(**values))
+    return bool(result.rowcount)
+
+
+async def get_phases_data(session: AsyncSession, request_id: uuid.UUID) -> dict[str, Any]:
+    """Return the session's phases_data, locking the row until the transaction ends."""
+    phases = await session.scalar(
+        select(UPEESession.phases_data).where(UPEESession.request_id == request_id).with_for_update()
+    )
+    if phases is None:
+        raise SessionNotFoundError(request_id)
+    return dict(phases)
+
+
+async def record_phase(
+    session: AsyncSession,
+    request_id: uuid.UUID,
+    phase_key: str,
+    record: dict[str, Any],
+    *,
+    source: str,
+) -> None:
+    """Store one phase's result in phases_data and add its flex event, once per phase key.
+
+    An activity retried after it committed finds its key present and writes no second event.
+    """
+    phases = await get_phases_data(session, request_id)
+    first_write = phase_key not in phases
+    phases[phase_key] = record
+    await session.execute(
+        update(UPEESession).where(UPEESession.request_id == request_id).values(phases_data=phases)
+    )
+    if first_write:
+        session.add(
+            FlexEvent(
+                event_type=f"upee.phase.{record.get('phase', phase_key)}",
+                payload={"request_id": str(request_id), "phase_key": phase_key,
+                         "duration_ms": record.get("duration_ms"), "usage": record.get("usage")},
+                source=source,
+            )
+        )
+
+
+async def set_quality_score(session: AsyncSession, request_id: uuid.UUID, score: float | None) -> None:
+    await session.execute(
+        update(UPEESession).where(UPEESession.request_id == request_id).values(quality_score=score)
+    )

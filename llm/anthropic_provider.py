@@ -1,0 +1,110 @@
+"""Anthropic's Messages API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx
+
+from llm.errors import connection_error, status_error
+from llm.types import (
+    Completion,
+    CompletionRequest,
+    ProviderError,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+    Usage,
+)
+from settings import ModelConfig
+
+
+class AnthropicProvider:
+    """Messages over Anthropic's protocol; structured output through one forced tool call.
+
+    The SDK's own retries are off: Temporal's retry policy is the one retry layer.
+    """
+
+    def __init__(self, config: ModelConfig, timeout: float) -> None:
+        self.name = config.name
+        self.model = config.provider_model
+        api_key = config.api_key.get_secret_value() if config.api_key else "unset"
+        self.client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+        )
+
+    def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        arguments: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "messages": [
+                {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+            ],
+        }
+        if system:
+            arguments["system"] = system
+        schema = request.response_schema
+        if schema is not None:
+            arguments["tools"] = [
+                {"name": schema.name, "description": "Record the answer.", "input_schema": schema.schema}
+            ]
+            arguments["tool_choice"] = {"type": "tool", "name": schema.name}
+        return arguments
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        try:
+            response = await self.client.messages.create(**self._arguments(request))
+        except anthropic.APIStatusError as error:
+            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
+        except anthropic.APIConnectionError as error:
+            raise connection_error(self.name, error) from error
+        usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
+        for block in response.content:
+            if block.type == "tool_use":
+                return Completion(text=json.dumps(block.input), usage=usage, finish_reason=response.stop_reason)
+        text = "".join(block.text for block in response.content if block.type == "text")
+        return Completion(text=text, usage=usage, finish_reason=response.stop_reason)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        usage = Usage()
+        finish_reason: str | None = None
+        try:
+            stream = await self.client.messages.create(**self._arguments(request), stream=True)
+            try:
+                async for event in stream:
+                    if event.type == "message_start":
+                        usage.input_tokens = event.message.usage.input_tokens
+                        usage.output_tokens = event.message.usage.output_tokens
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        yield TextDelta(event.delta.text)
+                    elif event.type == "message_delta":
+                        usage.output_tokens = event.usage.output_tokens
+                        finish_reason = event.delta.stop_reason
+                    elif event.type == "error":  # type: ignore[comparison-overlap]
+                        raise ProviderError(f"{self.name} stream failed: {event}", retryable=True)
+            finally:
+                await stream.close()
+        except anthropic.APIStatusError as error:
+            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
+        except anthropic.APIConnectionError as error:
+            raise connection_error(self.name, error) from error
+        yield StreamEnd(usage=usage, finish_reason=finish_reason)
+
+    async def check(self) -> None:
+        try:
+            await self.client.models.list(limit=1)
+        except anthropic.APIStatusError as error:
+            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
+        except anthropic.APIConnectionError as error:
+            raise connection_error(self.name, error) from error
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,21 @@
+"""The workflows and activities that the core task queue serves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.upee import UPEEActivities
+from llm.registry import ProviderRegistry
+from workflows.upee import UPEEWorkflow
+
+WORKFLOWS: list[type] = [UPEEWorkflow]
+
+
+def build_activities(
+    session_factory: async_sessionmaker[AsyncSession], providers: ProviderRegistry
+) -> list[Callable[..., Any]]:
+    upee = UPEEActivities(session_factory, providers)
+    return [upee.understand, upee.plan, upee.execute, upee.evaluate, upee.finish, upee.fail]

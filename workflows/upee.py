@@ -1,0 +1,138 @@
+"""The UPEE chat turn: Understand, Plan, Execute, Evaluate, refined while the score is low."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.upee_types import (
+        EvaluateResult,
+        ExecuteResult,
+        FailInput,
+        FinishInput,
+        PhaseInput,
+        PhaseTiming,
+        PlanResult,
+        TokenUsage,
+        UnderstandResult,
+        UPEEInput,
+        UPEEProgress,
+        UPEEResult,
+    )
+
+# Structured phases are short model calls; the window covers a slow CPU-only model.
+STRUCTURED_PHASE_TIMEOUT = timedelta(minutes=2)
+# Execute streams a whole answer and heartbeats per relayed chunk, so a dead
+# worker is noticed within the heartbeat timeout rather than the full window.
+EXECUTE_TIMEOUT = timedelta(minutes=5)
+EXECUTE_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+
+# Provider outages are usually short; five attempts over about a minute.
+PHASE_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=5,
+    non_retryable_error_types=["UnknownModelError"],
+)
+# Database writes that end the turn: keep trying, since losing them loses the answer's state.
+BOOKKEEPING_RETRY_POLICY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,
+)
+
+
+@workflow.defn(name="UPEEWorkflow")
+class UPEEWorkflow:
+    def __init__(self) -> None:
+        self._progress: UPEEProgress | None = None
+
+    @workflow.query(name="progress")
+    def progress(self) -> UPEEProgress | None:
+        return self._progress
+
+    @workflow.run
+    async def run(self, data: UPEEInput) -> UPEEResult:
+        self._progress = UPEEProgress(request_id=data.request_id)
+        try:
+            result = await self._run_phases(data)
+        except ActivityError as error:
+            await self._fail(data, error)
+            raise ApplicationError(f"Chat turn {data.request_id} failed: {error.cause or error}",
+                                   type="TurnFailedError", non_retryable=True) from error
+        self._progress.status = "completed"
+        self._progress.phase = None
+        return result
+
+    async def _run_phases(self, data: UPEEInput) -> UPEEResult:
+        understood: UnderstandResult = await self._phase("understand", "upee_understand", data, 0)
+        assert self._progress is not None
+        self._progress.intent = understood.intent
+        await self._phase("plan", "upee_plan", data, 0)
+
+        refinement = 0
+        while True:
+            await self._phase("execute", "upee_execute", data, refinement)
+            evaluated: EvaluateResult = await self._phase("evaluate", "upee_evaluate", data, refinement)
+            self._progress.quality_score = evaluated.score
+            if evaluated.score >= data.quality_threshold or refinement >= data.max_refinements:
+                break
+            refinement += 1
+            self._progress.refinements = refinement
+
+        self._progress.phase = "finish"
+        await workflow.execute_activity(
+            "upee_finish",
+            FinishInput(request_id=data.request_id, conversation_id=data.conversation_id,
+                        assistant_message_id=data.assistant_message_id, quality_score=evaluated.score,
+                        refinements=refinement, usage=self._progress.usage),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY_POLICY,
+        )
+        return UPEEResult(request_id=data.request_id, assistant_message_id=data.assistant_message_id,
+                          quality_score=evaluated.score, refinements=refinement, usage=self._progress.usage)
+
+    async def _phase(self, phase: str, activity_name: str, data: UPEEInput, refinement: int):  # type: ignore[no-untyped-def]
+        assert self._progress is not None
+        self._progress.phase = phase
+        result_types = {"upee_understand": UnderstandResult, "upee_plan": PlanResult,
+                        "upee_execute": ExecuteResult, "upee_evaluate": EvaluateResult}
+        is_execute = activity_name == "upee_execute"
+        result = await workflow.execute_activity(
+            activity_name,
+            PhaseInput(request_id=data.request_id, conversation_id=data.conversation_id, model=data.model,
+                       temperature=data.temperature, history_messages=data.history_messages,
+                       assistant_message_id=data.assistant_message_id, refinement=refinement),
+            result_type=result_types[activity_name],
+            start_to_close_timeout=EXECUTE_TIMEOUT if is_execute else STRUCTURED_PHASE_TIMEOUT,
+            heartbeat_timeout=EXECUTE_HEARTBEAT_TIMEOUT if is_execute else None,
+            retry_policy=PHASE_RETRY_POLICY,
+        )
+        self._progress.timings.append(PhaseTiming(phase=phase, refinement=refinement, duration_ms=result.duration_ms))
+        self._progress.usage = TokenUsage(
+            input_tokens=self._progress.usage.input_tokens + result.usage.input_tokens,
+            output_tokens=self._progress.usage.output_tokens + result.usage.output_tokens,
+        )
+        return result
+
+    async def _fail(self, data: UPEEInput, error: ActivityError) -> None:
+        assert self._progress is not None
+        cause = error.cause
+        message = str(cause) if cause is not None else str(error)
+        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+        self._progress.status = "failed"
+        self._progress.error = message[:500]
+        workflow.logger.warning("chat turn %s failed in %s: %s", data.request_id, self._progress.phase, message)
+        await workflow.execute_activity(
+            "upee_fail",
+            FailInput(request_id=data.request_id, assistant_message_id=data.assistant_message_id,
+                      error=message, error_type=error_type or "Error"),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY_POLICY,
+        )
