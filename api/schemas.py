@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 ItemT = TypeVar("ItemT")
 
@@ -40,7 +40,7 @@ class MessageOut(BaseModel):
     content: str
     status: str
     request_id: uuid.UUID | None
-    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     created_at: datetime
 
 
@@ -49,7 +49,7 @@ class ConversationOut(BaseModel):
 
     id: uuid.UUID
     title: str | None
-    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    metadata: dict[str, Any] = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     created_at: datetime
     updated_at: datetime
 

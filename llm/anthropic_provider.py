@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-import httpx
 
 from llm.errors import connection_error, status_error
 from llm.types import (
@@ -36,15 +35,16 @@ class AnthropicProvider:
             api_key=api_key,
             base_url=config.base_url,
             max_retries=0,
-            timeout=httpx.Timeout(timeout, connect=10.0),
+            timeout=timeout,
         )
 
     def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
+        # NOTE: temperature is not sent: the anthropic SDK 2.x has no such parameter on
+        # messages.create, so every Anthropic model runs at its own default.
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
         arguments: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
             "messages": [
                 {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
             ],

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import openai
 
 from llm.errors import connection_error, status_error
@@ -36,7 +35,7 @@ class OpenAIProvider:
             api_key=api_key,
             base_url=config.base_url,
             max_retries=0,
-            timeout=httpx.Timeout(timeout, connect=10.0),
+            timeout=timeout,
         )
 
     def _arguments(self, request: CompletionRequest) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""Authentication, ownership and input limits of the chat routes."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import Caller, make_caller
+from tests.support.scripted_provider import Script
+
+QUESTION = "What is the capital of France?"
+
+
+async def test_missing_key_is_401(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/chat/conversations")
+
+    assert response.status_code == 401
+    assert "WWW-Authenticate" in response.headers
+    assert "Missing API key" in response.json()["detail"]
+
+
+async def test_wrong_keys_are_401(http: httpx.AsyncClient, caller: Caller) -> None:
+    _, key_id, _secret = caller.api_key.split("_", 2)
+    wrong = [
+        "not-a-key",
+        f"pak_{key_id}_wrong-secret",
+        f"pak_{uuid.uuid4().hex}_whatever",
+        f"pak_zz{key_id[2:]}_x",
+        "",
+    ]
+    for key in wrong:
+        response = await http.get("/api/chat/conversations", headers={"X-API-Key": key})
+        assert response.status_code == 401, key
+
+
+async def test_bearer_key_accepted(http: httpx.AsyncClient, caller: Caller) -> None:
+    response = await http.get("/api/chat/conversations", headers={"Authorization": f"Bearer {caller.api_key}"})
+
+    assert response.status_code == 200
+
+
+async def test_other_users_conversation_is_404(
+    http: httpx.AsyncClient, caller: Caller, script: Script, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    answer = await http.post("/api/chat", json={"message": QUESTION}, headers=caller.headers)
+    conversation_id = answer.json()["conversation_id"]
+    other = await make_caller(session_factory)
+
+    read = await http.get(f"/api/chat/conversations/{conversation_id}", headers=other.headers)
+    delete = await http.delete(f"/api/chat/conversations/{conversation_id}", headers=other.headers)
+    post = await http.post("/api/chat/stream", json={"message": "hi", "conversation_id": conversation_id},
+                           headers=other.headers)
+    still_there = await http.get(f"/api/chat/conversations/{conversation_id}", headers=caller.headers)
+
+    assert read.status_code == 404
+    assert delete.status_code == 404
+    assert post.status_code == 404
+    assert still_there.status_code == 200
+
+
+async def test_unknown_conversation_is_404(http: httpx.AsyncClient, caller: Caller) -> None:
+    response = await http.get(f"/api/chat/conversations/{uuid.uuid4()}", headers=caller.headers)
+
+    assert response.status_code == 404
+
+
+async def test_oversized_message_is_413(http: httpx.AsyncClient, caller: Caller) -> None:
+    response = await http.post("/api/chat/stream", json={"message": "x" * 2001}, headers=caller.headers)
+
+    assert response.status_code == 413
+    assert "2000" in response.json()["detail"]
+
+
+async def test_invalid_fields_are_422(http: httpx.AsyncClient, caller: Caller) -> None:
+    cases = [
+        ({}, "message"),
+        ({"message": ""}, "message"),
+        ({"message": "hi", "temperature": 5}, "temperature"),
+        ({"message": "hi", "conversation_id": "nope"}, "conversation_id"),
+        ({"message": "hi", "unknown": 1}, "unknown"),
+    ]
+    for body, field in cases:
+        response = await http.post("/api/chat/stream", json=body, headers=caller.headers)
+        assert response.status_code == 422, body
+        assert field in response.json()["message"], response.json()
+
+
+async def test_unknown_model_is_422(http: httpx.AsyncClient, caller: Caller) -> None:
+    response = await http.post("/api/chat", json={"message": "hi", "model": "gpt-99"}, headers=caller.headers)
+
+    assert response.status_code == 422
+    assert "gpt-99" in response.json()["detail"]
+    assert "scripted" in response.json()["detail"]
