@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from db.chat import HistoryMessage
 from llm.types import ChatMessage
@@ -25,6 +25,16 @@ class Plan(BaseModel):
 class Evaluation(BaseModel):
     score: float = Field(description="Answer quality from 0 (useless) to 1 (excellent)")
     reason: str = Field(default="", description="One sentence on what is good or missing")
+
+    @field_validator("score")
+    @classmethod
+    def _normalise_score(cls, score: float) -> float:
+        """Bring a score given out of 10 or 100 (small models often do) into 0..1."""
+        if 1.0 < score <= 10.0:
+            score /= 10.0
+        elif 10.0 < score <= 100.0:
+            score /= 100.0
+        return min(max(score, 0.0), 1.0)
 
 
 def transcript(history: list[HistoryMessage]) -> str:

@@ -1,0 +1,61 @@
+"""The migrations build exactly the models' schema and revert cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from db.engine import create_engine
+from db.models import Base
+from devstack import migrate
+from devstack.postgres import create_database
+from tests.conftest import Services
+
+TABLES = {
+    "users", "conversations", "messages", "upee_sessions", "api_keys", "worker_instances", "worker_tasks",
+    "core_jobs", "job_executions", "flex_events", "run_events",
+}
+
+
+async def _schema_state(url: str) -> tuple[set[str], list[object]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            tables = set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}),
+                                              Base.metadata))
+            return tables - {"alembic_version"}, differences
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_matches_models_and_downgrade_works(services: Services) -> None:
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    await create_database(services.admin_url, name)
+    url = services.database_url.rsplit("/", 1)[0] + f"/{name}"
+
+    await asyncio.to_thread(migrate.upgrade, url)
+    tables, differences = await _schema_state(url)
+    assert tables == TABLES
+    assert differences == []
+
+    await asyncio.to_thread(migrate.downgrade, url, "base")
+    tables, _ = await _schema_state(url)
+    assert tables == set()
+
+
+async def test_metadata_column_keeps_its_name(services: Services) -> None:
+    engine = create_engine(services.database_url)
+    try:
+        async with engine.connect() as connection:
+            columns = (await connection.execute(text(
+                "SELECT table_name FROM information_schema.columns WHERE column_name = 'metadata' ORDER BY 1"
+            ))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert columns == ["conversations", "messages", "worker_instances"]
