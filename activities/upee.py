@@ -29,9 +29,10 @@ from activities.prompts import (
 from activities.streaming import ContentRelay, publish
 from db import chat
 from db.run_events import append_event
-from llm.provider import complete_structured
+from llm.provider import ModelT, complete_structured
 from llm.registry import ProviderRegistry, UnknownModelError
 from llm.types import (
+    ChatMessage,
     CompletionRequest,
     ProviderError,
     StreamEnd,
@@ -102,25 +103,34 @@ class UPEEActivities:
         await publish(self.session_factory, uuid.UUID(data.request_id), "thinking",
                       {"phase": phase, "status": "started", "refinement": data.refinement})
 
+    async def _ask_structured(
+        self, data: PhaseInput, phase: str, messages: list[ChatMessage], model_type: type[ModelT], fallback: ModelT
+    ) -> tuple[ModelT, Usage, str | None]:
+        """Call the model for `model_type`; on an answer that misses the schema, return `fallback` and the error.
+
+        A small model may not follow the schema, and the turn goes on with a neutral result
+        rather than failing.
+        """
+        try:
+            result, usage = await complete_structured(
+                self.providers.get(data.model), messages, model_type,
+                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
+            )
+        except StructuredOutputError as error:
+            logger.warning("%s used its fallback for request %s: %s", phase, data.request_id, error)
+            return fallback, Usage(), str(error)[:300]
+        except (ProviderError, UnknownModelError) as error:
+            raise _to_activity_error(error) from error
+        return result, usage, None
+
     @activity.defn(name="upee_understand")
     async def understand(self, data: PhaseInput) -> UnderstandResult:
         """Classify the request: intent, entities, and whether worker agents are needed."""
         started = time.monotonic()
         await self._announce(data, "understand")
         history = await self._history(data)
-        try:
-            provider = self.providers.get(data.model)
-            understanding, usage = await complete_structured(
-                provider, understand_messages(history), Understanding,
-                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
-            )
-            fallback = None
-        except StructuredOutputError as error:
-            # A small model may not follow the schema; the turn goes on with a neutral reading.
-            logger.warning("understand fell back for %s: %s", data.request_id, error)
-            understanding, usage, fallback = Understanding(intent="unknown"), Usage(), str(error)[:300]
-        except (ProviderError, UnknownModelError) as error:
-            raise _to_activity_error(error) from error
+        understanding, usage, fallback = await self._ask_structured(
+            data, "understand", understand_messages(history), Understanding, Understanding(intent="unknown"))
 
         duration = _elapsed_ms(started)
         await self._record(data, "understand", {
@@ -137,17 +147,8 @@ class UPEEActivities:
         await self._announce(data, "plan")
         history = await self._history(data)
         understanding = (await self._phases(data.request_id)).get("understand", {}).get("result", {})
-        try:
-            plan, usage = await complete_structured(
-                self.providers.get(data.model), plan_messages(history, understanding), Plan,
-                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
-            )
-            fallback = None
-        except StructuredOutputError as error:
-            logger.warning("plan fell back for %s: %s", data.request_id, error)
-            plan, usage, fallback = Plan(steps=[]), Usage(), str(error)[:300]
-        except (ProviderError, UnknownModelError) as error:
-            raise _to_activity_error(error) from error
+        plan, usage, fallback = await self._ask_structured(
+            data, "plan", plan_messages(history, understanding), Plan, Plan(steps=[]))
 
         duration = _elapsed_ms(started)
         await self._record(data, "plan", {
@@ -239,18 +240,10 @@ class UPEEActivities:
         history = await self._history(data)
         async with self.session_factory() as session:
             answer = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id)) or ""
-        try:
-            evaluation, usage = await complete_structured(
-                self.providers.get(data.model), evaluate_messages(history, answer), Evaluation,
-                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
-            )
-            fallback = None
-        except StructuredOutputError as error:
-            # Without a usable score the answer is kept as it is rather than refined blindly.
-            logger.warning("evaluate fell back for %s: %s", data.request_id, error)
-            evaluation, usage, fallback = Evaluation(score=1.0, reason="no usable evaluation"), Usage(), str(error)[:300]
-        except (ProviderError, UnknownModelError) as error:
-            raise _to_activity_error(error) from error
+        # Without a usable score the answer is kept as it is rather than refined blindly.
+        evaluation, usage, fallback = await self._ask_structured(
+            data, "evaluate", evaluate_messages(history, answer), Evaluation,
+            Evaluation(score=1.0, reason="no usable evaluation"))
 
         duration = _elapsed_ms(started)
         await self._record(data, "evaluate", {

@@ -1,4 +1,4 @@
-"""Mapping of domain errors to HTTP answers, in one place."""
+"""Mapping of domain errors to HTTP responses, in one place."""
 
 from __future__ import annotations
 

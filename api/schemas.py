@@ -14,7 +14,7 @@ ItemT = TypeVar("ItemT")
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # The size limit is checked in the route, so an oversized message answers 413, not 422.
+    # The size limit is checked in the route, so an oversized message gets 413, not 422.
     message: str = Field(min_length=1, description="The user's message")
     conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation; omit to start one")
     model: str | None = Field(default=None, max_length=100, description="A configured model name; default from settings")

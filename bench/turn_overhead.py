@@ -1,6 +1,6 @@
 """Turn overhead: a UPEE turn's wall time divided by the provider time of its LLM calls.
 
-The scripted provider answers every call after a fixed latency (200 ms by
+The scripted provider replies to every call after a fixed latency (200 ms by
 default), so the ratio shows what the orchestration (API, Temporal, worker,
 PostgreSQL, event relay) adds on top of the model. 1.0 would be no overhead.
 

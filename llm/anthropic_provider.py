@@ -8,7 +8,7 @@ from typing import Any
 
 import anthropic
 
-from llm.errors import connection_error, status_error
+from llm.errors import translated_errors
 from llm.types import (
     Completion,
     CompletionRequest,
@@ -60,12 +60,8 @@ class AnthropicProvider:
         return arguments
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        try:
+        with translated_errors(self.name, anthropic.APIStatusError, anthropic.APIConnectionError):
             response = await self.client.messages.create(**self._arguments(request))
-        except anthropic.APIStatusError as error:
-            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
-        except anthropic.APIConnectionError as error:
-            raise connection_error(self.name, error) from error
         usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
         for block in response.content:
             if block.type == "tool_use":
@@ -76,7 +72,7 @@ class AnthropicProvider:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         usage = Usage()
         finish_reason: str | None = None
-        try:
+        with translated_errors(self.name, anthropic.APIStatusError, anthropic.APIConnectionError):
             stream = await self.client.messages.create(**self._arguments(request), stream=True)
             try:
                 async for event in stream:
@@ -92,19 +88,11 @@ class AnthropicProvider:
                         raise ProviderError(f"{self.name} stream failed: {event}", retryable=True)
             finally:
                 await stream.close()
-        except anthropic.APIStatusError as error:
-            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
-        except anthropic.APIConnectionError as error:
-            raise connection_error(self.name, error) from error
         yield StreamEnd(usage=usage, finish_reason=finish_reason)
 
     async def check(self) -> None:
-        try:
+        with translated_errors(self.name, anthropic.APIStatusError, anthropic.APIConnectionError):
             await self.client.models.list(limit=1)
-        except anthropic.APIStatusError as error:
-            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
-        except anthropic.APIConnectionError as error:
-            raise connection_error(self.name, error) from error
 
     async def close(self) -> None:
         await self.client.close()

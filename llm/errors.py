@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 from llm.types import ProviderError
 
@@ -35,10 +37,10 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def status_error(provider: str, status_code: int, body: str, headers: Mapping[str, str]) -> ProviderError:
-    """Build the ProviderError for an HTTP error answer."""
+    """Build the ProviderError for an HTTP error response."""
     retryable = status_code in RETRYABLE_STATUSES or status_code >= 500
     return ProviderError(
-        f"{provider} answered HTTP {status_code}: {body[:500]}",
+        f"{provider} returned HTTP {status_code}: {body[:500]}",
         retryable=retryable,
         status_code=status_code,
         retry_after=parse_retry_after(headers) if retryable else None,
@@ -47,3 +49,14 @@ def status_error(provider: str, status_code: int, body: str, headers: Mapping[st
 
 def connection_error(provider: str, error: Exception) -> ProviderError:
     return ProviderError(f"{provider} could not be reached: {error}", retryable=True)
+
+
+@contextmanager
+def translated_errors(provider: str, status_type: type[Any], connection_type: type[Any]) -> Iterator[None]:
+    """Turn an SDK's HTTP status and connection exceptions into ProviderError."""
+    try:
+        yield
+    except status_type as error:
+        raise status_error(provider, error.status_code, error.response.text, error.response.headers) from error
+    except connection_type as error:
+        raise connection_error(provider, error) from error

@@ -7,7 +7,7 @@ from typing import Any
 
 import openai
 
-from llm.errors import connection_error, status_error
+from llm.errors import translated_errors
 from llm.types import (
     Completion,
     CompletionRequest,
@@ -57,12 +57,8 @@ class OpenAIProvider:
         return arguments
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        try:
+        with translated_errors(self.name, openai.APIStatusError, openai.APIConnectionError):
             response = await self.client.chat.completions.create(**self._arguments(request))
-        except openai.APIStatusError as error:
-            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
-        except openai.APIConnectionError as error:
-            raise connection_error(self.name, error) from error
         if not response.choices:
             raise ProviderError(f"{self.name} returned no choices", retryable=True)
         choice = response.choices[0]
@@ -74,7 +70,7 @@ class OpenAIProvider:
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
         usage = Usage()
         finish_reason: str | None = None
-        try:
+        with translated_errors(self.name, openai.APIStatusError, openai.APIConnectionError):
             stream = await self.client.chat.completions.create(
                 **self._arguments(request), stream=True, stream_options={"include_usage": True}
             )
@@ -93,19 +89,11 @@ class OpenAIProvider:
             finally:
                 # Closing the response stops the provider's generation when the turn is cancelled.
                 await stream.close()
-        except openai.APIStatusError as error:
-            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
-        except openai.APIConnectionError as error:
-            raise connection_error(self.name, error) from error
         yield StreamEnd(usage=usage, finish_reason=finish_reason)
 
     async def check(self) -> None:
-        try:
+        with translated_errors(self.name, openai.APIStatusError, openai.APIConnectionError):
             await self.client.models.list()
-        except openai.APIStatusError as error:
-            raise status_error(self.name, error.status_code, error.response.text, error.response.headers) from error
-        except openai.APIConnectionError as error:
-            raise connection_error(self.name, error) from error
 
     async def close(self) -> None:
         await self.client.close()

@@ -71,7 +71,7 @@ StreamItem = TextDelta | StreamEnd
 class ProviderError(Exception):
     """A provider call failed.
 
-    `retryable` says whether the same request may succeed later (timeouts,
+    `retryable` is True when the same request may succeed later (timeouts,
     connection errors, 429, 5xx); `retry_after` is the delay in seconds the
     provider asked for, when it gave one.
     """

@@ -101,7 +101,7 @@ class PhaseTiming:
 
 @dataclass
 class UPEEProgress:
-    """What the `progress` query returns: the current phase and what is known so far."""
+    """The `progress` query result: the current phase and what is known so far."""
 
     request_id: str
     status: str = "running"

@@ -97,7 +97,7 @@ async def delete_conversation(conversation_id: uuid.UUID, user: CurrentUser, ses
 
 @router.get("/models", response_model=list[ModelStatus])
 async def list_models(state: StateDep, _user: CurrentUser) -> list[ModelStatus]:
-    """List the configured models and whether each one answers right now."""
+    """List the configured models and whether each one responds right now."""
     settings = state.settings
 
     async def probe(name: str) -> tuple[bool, float | None, str | None]:

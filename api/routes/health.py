@@ -47,8 +47,14 @@ async def health(state: StateDep, response: Response) -> HealthOut:
     healthy = database_result.ok and temporal_result.ok
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    if not healthy:
+        overall = "unavailable"
+    elif all(result.ok for result in provider_results):
+        overall = "ok"
+    else:
+        overall = "degraded"
     return HealthOut(
-        status="ok" if healthy and all(r.ok for r in provider_results) else ("degraded" if healthy else "unavailable"),
+        status=overall,
         database=database_result,
         temporal=temporal_result,
         providers=dict(zip(names, provider_results, strict=True)),

@@ -191,3 +191,22 @@ async def test_concurrent_streams_stay_separate(http: httpx.AsyncClient, caller:
     for events in streams:
         assert content_of(events) == "Paris is the capital."
         assert events[-1].event == "done"
+
+
+async def test_schema_miss_uses_fallback(
+    http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    script = provider.reset()
+    script.structured["understanding"] = {"unexpected": "shape"}
+
+    events = await collect_stream(http, caller.headers, {"message": QUESTION})
+
+    assert events[-2].event == "complete"
+    request_id = uuid.UUID(events[0].data["request_id"])
+    async with session_factory() as session:
+        upee = await session.scalar(select(UPEESession).where(UPEESession.request_id == request_id))
+    assert upee is not None
+    assert upee.phases_data["understand"]["result"]["intent"] == "unknown"
+    assert "Understanding" in upee.phases_data["understand"]["fallback"]
+    assert upee.phases_data["plan"]["fallback"] is None

@@ -28,7 +28,7 @@ from devstack.process import free_port
 
 @dataclass
 class Failure:
-    """An error answer for one call: the status, its body and headers."""
+    """An error response for one call: the status, its body and headers."""
 
     status: int
     body: dict[str, Any] = field(default_factory=lambda: {"error": {"message": "scripted failure"}})
