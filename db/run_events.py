@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import RunEvent
 
+# TODO: rows are never deleted; a retention job should drop the events of turns finished long ago.
 NOTIFY_CHANNEL = "paf_run_events"
 FINAL_EVENT = "done"
 

@@ -7,6 +7,7 @@ gets its own user, so tests do not see each other's data.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -184,7 +185,7 @@ def script(provider: ScriptedProvider):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def local_model(services: Services) -> Iterator[str]:
     """The embedded SmolLM2 server, started from the environment `make model-server` made."""
-    venv = default_venv(PROJECT_ROOT / ".state")
+    venv = default_venv(Path(os.environ.get("PAF_STATE_DIR", PROJECT_ROOT / ".state")))
     server = ModelServer(venv=venv, port=services.model_port, log_path=services.state_dir / "model-server.log")
     process = server.start()
     yield LOCAL_MODEL
