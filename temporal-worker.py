@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from db.engine import create_engine, create_session_factory
 from llm.registry import ProviderRegistry
 from settings import Settings, get_settings
-from workflows.registry import WORKFLOWS, build_activities
+from activities.registry import WORKFLOWS, build_activities
 
 logger = logging.getLogger("paf.worker")
 

@@ -31,7 +31,7 @@ from devstack.temporal import TemporalDevServer
 from llm.registry import ProviderRegistry
 from settings import ModelConfig, Settings
 from tests.support.scripted_provider import ScriptedProvider
-from workflows.registry import WORKFLOWS, build_activities
+from activities.registry import WORKFLOWS, build_activities
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MODEL = "smollm2-135m"
