@@ -2,7 +2,7 @@
 # else is installed into .venv and .state by the targets below.
 
 PYTHON ?= python3
-STATE_DIR ?= $(CURDIR)/.state
+STATE_DIR ?= $(or $(PAF_STATE_DIR),$(CURDIR)/.state)
 VENV := $(CURDIR)/.venv
 MODEL_VENV := $(STATE_DIR)/model-server-venv
 WHEEL_CACHE ?= $(HOME)/.cache/paf-core-agent/wheels

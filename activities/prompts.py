@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pydantic import BaseModel, Field, field_validator
 
 from db.chat import HistoryMessage
+from llm.budget import CHARS_PER_TOKEN, estimate_tokens
 from llm.types import ChatMessage
 
 ANSWER_SYSTEM_PROMPT = (
@@ -35,6 +38,29 @@ class Evaluation(BaseModel):
         elif 10.0 < score <= 100.0:
             score /= 100.0
         return min(max(score, 0.0), 1.0)
+
+
+CUT_MARKER = "[earlier text cut] "
+
+
+def fit_history(history: list[HistoryMessage], token_budget: int) -> list[HistoryMessage]:
+    """Keep the newest messages whose estimated tokens fit in `token_budget`, dropping the oldest first.
+
+    The newest message is always kept; alone over the budget, it keeps the end of its text.
+    """
+    kept: list[HistoryMessage] = []
+    used = 0
+    for message in reversed(history):
+        cost = estimate_tokens(message.content)
+        if kept and used + cost > token_budget:
+            break
+        kept.append(message)
+        used += cost
+    kept.reverse()
+    if kept and used > token_budget:
+        keep_chars = max(max(token_budget, 1) * CHARS_PER_TOKEN - len(CUT_MARKER), 1)
+        kept[-1] = dataclasses.replace(kept[-1], content=CUT_MARKER + kept[-1].content[-keep_chars:])
+    return kept
 
 
 def transcript(history: list[HistoryMessage]) -> str:

@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.prompts import (
+    fit_history,
     Evaluation,
     Plan,
     Understanding,
@@ -29,6 +30,7 @@ from activities.prompts import (
 from activities.streaming import ContentRelay, publish
 from db import chat
 from db.run_events import append_event
+from llm.budget import PROMPT_OVERHEAD_TOKENS, STRUCTURED_MAX_TOKENS, answer_max_tokens, estimate_tokens
 from llm.provider import ModelT, complete_structured
 from llm.registry import ProviderRegistry, UnknownModelError
 from llm.types import (
@@ -54,8 +56,8 @@ from workflows.upee_types import (
 logger = logging.getLogger(__name__)
 
 SOURCE = "upee"
-STRUCTURED_MAX_TOKENS = 256
-ANSWER_MAX_TOKENS = 512
+# Used when a run names a model that a changed configuration no longer lists.
+DEFAULT_CONTEXT_WINDOW = 8192
 
 
 def _to_activity_error(error: ProviderError | UnknownModelError) -> ApplicationError:
@@ -81,10 +83,18 @@ class UPEEActivities:
         self.session_factory = session_factory
         self.providers = providers
 
-    async def _history(self, data: PhaseInput) -> list[chat.HistoryMessage]:
+    def _context_window(self, model: str) -> int:
+        config = self.providers.settings.model_by_name(model)
+        return config.context_window if config is not None else DEFAULT_CONTEXT_WINDOW
+
+    async def _history(self, data: PhaseInput, reserved_tokens: int) -> list[chat.HistoryMessage]:
+        """Load the recent messages that fit the model's context once `reserved_tokens` are set aside."""
         exclude = uuid.UUID(data.assistant_message_id) if data.assistant_message_id else None
         async with self.session_factory() as session:
-            return await chat.load_history(session, uuid.UUID(data.conversation_id), data.history_messages, exclude)
+            history = await chat.load_history(
+                session, uuid.UUID(data.conversation_id), data.history_messages, exclude)
+        budget = self._context_window(data.model) - reserved_tokens - PROMPT_OVERHEAD_TOKENS
+        return fit_history(history, budget)
 
     async def _phases(self, request_id: str) -> dict[str, Any]:
         async with self.session_factory() as session:
@@ -128,7 +138,7 @@ class UPEEActivities:
         """Classify the request: intent, entities, and whether worker agents are needed."""
         started = time.monotonic()
         await self._announce(data, "understand")
-        history = await self._history(data)
+        history = await self._history(data, STRUCTURED_MAX_TOKENS)
         understanding, usage, fallback = await self._ask_structured(
             data, "understand", understand_messages(history), Understanding, Understanding(intent="unknown"))
 
@@ -145,7 +155,7 @@ class UPEEActivities:
         """Plan the steps of the answer from the conversation and the understanding."""
         started = time.monotonic()
         await self._announce(data, "plan")
-        history = await self._history(data)
+        history = await self._history(data, STRUCTURED_MAX_TOKENS)
         understanding = (await self._phases(data.request_id)).get("understand", {}).get("result", {})
         plan, usage, fallback = await self._ask_structured(
             data, "plan", plan_messages(history, understanding), Plan, Plan(steps=[]))
@@ -205,7 +215,6 @@ class UPEEActivities:
                              duration_ms=duration, usage=_usage(usage))
 
     async def _answer_request(self, data: PhaseInput) -> CompletionRequest:
-        history = await self._history(data)
         phases = await self._phases(data.request_id)
         steps = phases.get("plan", {}).get("result", {}).get("steps", [])
         previous = critique = None
@@ -213,9 +222,12 @@ class UPEEActivities:
             async with self.session_factory() as session:
                 previous = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id))
             critique = phases.get(f"evaluate_{data.refinement - 1}", {}).get("result", {}).get("reason")
+        max_tokens = answer_max_tokens(self._context_window(data.model))
+        reserved = max_tokens + estimate_tokens(" ".join(steps)) + estimate_tokens(previous or "")
+        history = await self._history(data, reserved)
         return CompletionRequest(
             messages=answer_messages(history, steps, previous, critique),
-            max_tokens=ANSWER_MAX_TOKENS,
+            max_tokens=max_tokens,
             temperature=data.temperature,
         )
 
@@ -237,9 +249,9 @@ class UPEEActivities:
         """Score the stored answer from 0 to 1."""
         started = time.monotonic()
         await self._announce(data, "evaluate")
-        history = await self._history(data)
         async with self.session_factory() as session:
             answer = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id)) or ""
+        history = await self._history(data, STRUCTURED_MAX_TOKENS + estimate_tokens(answer))
         # Without a usable score the answer is kept as it is rather than refined blindly.
         evaluation, usage, fallback = await self._ask_structured(
             data, "evaluate", evaluate_messages(history, answer), Evaluation,

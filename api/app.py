@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, settings.database_pool_size)
-        temporal = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        # Lazy: the API starts while Temporal is down, reports it in /api/health and connects on first use.
+        temporal = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, lazy=True)
         hub = EventHub(settings.database_url)
         await hub.start()
         providers = ProviderRegistry(settings)

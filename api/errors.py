@@ -18,9 +18,18 @@ def _field_path(location: tuple[object, ...] | list[object]) -> str:
     return ".".join(str(part) for part in location if part != "body") or "body"
 
 
+def _describe(item: dict[str, object]) -> str:
+    location = item.get("loc") or ()
+    if item.get("type") == "json_invalid":
+        # The location of a JSON syntax error is a character offset, not a field.
+        position = location[-1] if location else "?"  # type: ignore[index]
+        return f"body: invalid JSON at character {position}: {item.get('msg')}"
+    return f"{_field_path(location)}: {item.get('msg')}"  # type: ignore[arg-type]
+
+
 async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
     errors = error.errors()
-    summary = "; ".join(f"{_field_path(item['loc'])}: {item['msg']}" for item in errors)
+    summary = "; ".join(_describe(item) for item in errors)
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": jsonable_encoder(errors), "message": f"Invalid request: {summary}"},

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import ServerSentEvent
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -32,6 +33,7 @@ POLL_INTERVAL_SECONDS = 1.0
 # After this long with no event, the stream asks Temporal whether the run still exists.
 LIVENESS_CHECK_SECONDS = 10.0
 RECONNECT_DELAY_SECONDS = 1.0
+MAX_RECONNECT_DELAY_SECONDS = 30.0
 
 
 class EventHub:
@@ -39,6 +41,8 @@ class EventHub:
 
     def __init__(self, database_url: str) -> None:
         self._dsn = asyncpg_dsn(database_url)
+        url = make_url(database_url)
+        self._where = f"{url.host}:{url.port or 5432}/{url.database}"
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -75,20 +79,27 @@ class EventHub:
             waiter.set()
 
     async def _listen_forever(self) -> None:
+        delay = RECONNECT_DELAY_SECONDS
+        failures = 0
         while True:
             connection: asyncpg.Connection | None = None
             try:
                 connection = await asyncpg.connect(self._dsn)
                 await connection.add_listener(NOTIFY_CHANNEL, self._notify)
                 self._connected.set()
-                logger.info("listening for run events on channel %s", NOTIFY_CHANNEL)
+                logger.info("listening for run events on %s, channel %s", self._where, NOTIFY_CHANNEL)
+                delay, failures = RECONNECT_DELAY_SECONDS, 0
                 while not connection.is_closed():
                     await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-                logger.warning("event listener connection closed, reconnecting")
+                logger.warning("event listener connection to %s closed, reconnecting", self._where)
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError) as error:
-                logger.warning("event listener failed, reconnecting: %s", error)
+                failures += 1
+                # The first failure and then every tenth is logged, so an outage does not flood the log.
+                if failures == 1 or failures % 10 == 0:
+                    logger.warning("event listener cannot connect to %s (%d attempts), retrying in %.0f s: %s",
+                                   self._where, failures, delay, error)
             finally:
                 self._connected.clear()
                 if connection is not None and not connection.is_closed():
@@ -97,7 +108,8 @@ class EventHub:
             for waiters in list(self._waiters.values()):
                 for waiter in waiters:
                     waiter.set()
-            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RECONNECT_DELAY_SECONDS)
 
 
 def to_sse(event: StoredEvent) -> ServerSentEvent:

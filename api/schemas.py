@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 ItemT = TypeVar("ItemT")
 
@@ -20,6 +20,13 @@ class ChatRequest(BaseModel):
     model: str | None = Field(default=None, max_length=100, description="A configured model name; default from settings")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     show_thinking: bool = Field(default=False, description="Stream UPEE phase progress as `thinking` events")
+
+    @field_validator("message")
+    @classmethod
+    def _check_not_blank(cls, message: str) -> str:
+        if not message.strip():
+            raise ValueError("message must contain more than whitespace")
+        return message
 
 
 class ChatResponse(BaseModel):

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from fastapi import HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import func, update
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
@@ -16,6 +17,7 @@ from api.schemas import ChatRequest
 from db import chat
 from db.models import Conversation, Message, UPEESession, User
 from db.run_events import append_event
+from llm.budget import CHARS_PER_TOKEN, estimate_tokens, max_message_tokens
 from workflows.upee import UPEEWorkflow
 from workflows.upee_types import UPEEInput, UPEEResult
 
@@ -44,11 +46,19 @@ def check_request(state: AppState, body: ChatRequest) -> str:
             f"message is {len(body.message)} characters; the limit is {settings.max_message_chars}",
         )
     model = body.model or settings.default_model_name
-    if settings.model_by_name(model) is None:
+    config = settings.model_by_name(model)
+    if config is None:
         configured = ", ".join(m.name for m in settings.models)
+        raise RequestValidationError([{
+            "loc": ("body", "model"), "type": "value_error", "input": model,
+            "msg": f"model {model!r} is not configured; configured models: {configured}",
+        }])
+    limit = max_message_tokens(config.context_window)
+    if estimate_tokens(body.message) > limit:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"model: {model!r} is not configured; configured models: {configured}",
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"message is too long for model {model!r}: about {estimate_tokens(body.message)} tokens, and the "
+            f"model takes at most {limit} tokens (about {limit * CHARS_PER_TOKEN} characters) with its answer",
         )
     return model
 

@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
+from cli.admin import add_commands
 from cli.client import ChatError, print_streamed_answer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_QUESTION = "What is the capital of France, and what is it famous for?"
 
 
@@ -42,6 +45,10 @@ def command_chat(args: argparse.Namespace) -> int:
         complete = asyncio.run(_chat(args.api_url, _api_key(args.api_key), args.question,
                                      conversation_id=args.conversation, model=args.model,
                                      show_thinking=args.show_thinking))
+    except httpx.TransportError as error:
+        print(f"error: cannot reach the API at {args.api_url} ({error}); start it with `make run`, "
+              "or pass --api-url", file=sys.stderr)
+        return 1
     except (ChatError, httpx.HTTPError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -56,8 +63,10 @@ def command_stack(args: argparse.Namespace) -> int:
 
     config = StackConfig.from_environment()
     stack = Stack(config)
-    # SIGTERM stops the stack the same way Ctrl-C does.
+    # SIGTERM stops the stack the same way Ctrl-C does. SIGINT gets the handler explicitly because
+    # a shell starts background jobs with SIGINT ignored, and Python then installs none.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         stack.start()
         api_key = asyncio.run(ensure_dev_key(stack.database_url, config.state_dir / "dev-api-key"))
@@ -72,7 +81,9 @@ def command_stack(args: argparse.Namespace) -> int:
             f"  Temporal UI: http://127.0.0.1:{config.temporal_ui_port}\n"
             f"  API key:     {api_key}\n"
             f"  Logs:        {config.state_dir / 'logs'}\n"
-            f"Try: .venv/bin/paf chat \"Why is the sky blue?\"\nPress Ctrl-C to stop.",
+            f"Try: {_chat_hint(stack.api_url)}\n"
+            f"     .venv/bin/temporal workflow list --address {stack.temporal_address}\n"
+            "Press Ctrl-C to stop.",
             flush=True,
         )
         _wait_forever()
@@ -85,6 +96,11 @@ def command_stack(args: argparse.Namespace) -> int:
         return 1
     finally:
         stack.stop()
+
+
+def _chat_hint(api_url: str) -> str:
+    flag = "" if api_url == DEFAULT_API_URL else f"--api-url {api_url} "
+    return f'.venv/bin/paf chat {flag}"Why is the sky blue?"'
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -101,10 +117,15 @@ def command_db(args: argparse.Namespace) -> int:
     from settings import get_settings
 
     url = get_settings().database_url
-    if args.action == "upgrade":
-        migrate.upgrade(url, args.revision or "head")
-    else:
-        migrate.downgrade(url, args.revision or "-1")
+    try:
+        if args.action == "upgrade":
+            migrate.upgrade(url, args.revision or "head")
+        else:
+            migrate.downgrade(url, args.revision or "-1")
+    except (OSError, SQLAlchemyError) as error:
+        print(f"error: database migration failed: {error}; check DATABASE_URL and that the server is running",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -112,24 +133,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    stack = commands.add_parser("stack", help="start every service locally and answer one question")
+    stack = commands.add_parser(
+        "stack", help="start every service locally and answer one question",
+        description="Start PostgreSQL, Temporal, the local model, the worker and the API on 127.0.0.1, "
+                    "answer one question, and keep serving until Ctrl-C. Ports and the state folder come from "
+                    "PAF_API_PORT, PAF_TEMPORAL_PORT, PAF_TEMPORAL_UI_PORT, PAF_POSTGRES_PORT, PAF_MODEL_PORT "
+                    "and PAF_STATE_DIR.")
     stack.add_argument("--once", action="store_true", help="stop everything after the first answer")
     stack.add_argument("--question", default=DEFAULT_QUESTION, help="the first question to ask")
     stack.set_defaults(handler=command_stack)
 
     chat = commands.add_parser("chat", help="stream an answer from a running API")
     chat.add_argument("question")
-    chat.add_argument("--api-url", default=os.environ.get("PAF_API_URL", "http://127.0.0.1:8000"))
+    chat.add_argument("--api-url", default=os.environ.get("PAF_API_URL", DEFAULT_API_URL),
+                      help="the API's base URL (default: PAF_API_URL, else %(default)s)")
     chat.add_argument("--api-key", help="default: PAF_API_KEY, else the development key in the state folder")
     chat.add_argument("--conversation", help="continue this conversation id")
     chat.add_argument("--model", help="a configured model name")
     chat.add_argument("--show-thinking", action="store_true", help="print UPEE phase progress")
     chat.set_defaults(handler=command_chat)
 
-    db = commands.add_parser("db", help="apply or revert database migrations (DATABASE_URL)")
-    db.add_argument("action", choices=["upgrade", "downgrade"])
-    db.add_argument("revision", nargs="?", help="default: head for upgrade, -1 for downgrade")
+    db = commands.add_parser("db", help="apply or revert database migrations on DATABASE_URL",
+                             description="Apply or revert the Alembic migrations on the database in DATABASE_URL.")
+    db.add_argument("action", choices=["upgrade", "downgrade"],
+                    help="upgrade applies migrations, downgrade reverts them")
+    db.add_argument("revision", nargs="?", help="target revision; default: head for upgrade, -1 for downgrade")
     db.set_defaults(handler=command_db)
+
+    add_commands(commands)
     return parser
 
 
@@ -145,3 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

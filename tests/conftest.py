@@ -89,6 +89,8 @@ def settings(services: Services, provider: ScriptedProvider) -> Settings:
             ModelConfig(name="scripted", provider="openai", base_url=provider.openai_url, api_key="test"),
             ModelConfig(name="scripted-anthropic", provider="anthropic", base_url=provider.anthropic_url,
                         api_key="test"),
+            ModelConfig(name="scripted-small", provider="openai", base_url=provider.openai_url, api_key="test",
+                        context_window=1024),
             ModelConfig(name=LOCAL_MODEL, provider="openai", base_url=f"http://127.0.0.1:{services.model_port}/v1",
                         api_key="local", context_window=2048, structured_output="json_object"),
         ],

@@ -91,5 +91,17 @@ async def test_unknown_model_is_422(http: httpx.AsyncClient, caller: Caller) -> 
     response = await http.post("/api/chat", json={"message": "hi", "model": "gpt-99"}, headers=caller.headers)
 
     assert response.status_code == 422
-    assert "gpt-99" in response.json()["detail"]
-    assert "scripted" in response.json()["detail"]
+    assert "model" in response.json()["message"]
+    assert "gpt-99" in response.json()["message"]
+    assert "scripted" in response.json()["message"]
+
+
+async def test_blank_message_and_bad_json_are_422(http: httpx.AsyncClient, caller: Caller) -> None:
+    blank = await http.post("/api/chat/stream", json={"message": "  \n\t "}, headers=caller.headers)
+    broken = await http.post("/api/chat/stream", content=b'{"message": ', headers={
+        **caller.headers, "Content-Type": "application/json"})
+
+    assert blank.status_code == 422
+    assert "whitespace" in blank.json()["message"]
+    assert broken.status_code == 422
+    assert "invalid JSON" in broken.json()["message"]

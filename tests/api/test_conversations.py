@@ -48,7 +48,7 @@ async def test_models_report_reachability(http: httpx.AsyncClient, caller: Calle
     response = await http.get("/api/chat/models", headers=caller.headers)
 
     models = {model["name"]: model for model in response.json()}
-    assert set(models) == {"scripted", "scripted-anthropic", "smollm2-135m"}
+    assert set(models) == {"scripted", "scripted-anthropic", "scripted-small", "smollm2-135m"}
     assert models["scripted"]["reachable"] is True
     assert models["scripted"]["default"] is True
     assert models["scripted"]["latency_ms"] is not None

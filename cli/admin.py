@@ -1,0 +1,99 @@
+"""`paf users create` and `paf keys create`: the first user and key of a deployment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.engine import create_engine, create_session_factory
+from db.models import USER_ROLES
+from db.users import PasswordTooLongError, UserExistsError, create_api_key, create_user, get_user_by_username
+from settings import get_settings
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat password: "):
+        raise SystemExit("error: the passwords differ")
+    return first
+
+
+async def _create_user(args: argparse.Namespace, password: str) -> str:
+    engine = create_engine(get_settings().database_url, pool_size=1)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            user = await create_user(session, username=args.username, email=args.email, password=password,
+                                     role=args.role)
+            return str(user.id)
+    finally:
+        await engine.dispose()
+
+
+async def _create_key(args: argparse.Namespace) -> str:
+    engine = create_engine(get_settings().database_url, pool_size=1)
+    try:
+        async with create_session_factory(engine).begin() as session:
+            user = await get_user_by_username(session, args.username)
+            if user is None:
+                raise SystemExit(f"error: user {args.username!r} not found; create it with `paf users create`")
+            expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+            issued = await create_api_key(session, user.id, args.name, expires_at=expires)
+            return issued.plaintext
+    finally:
+        await engine.dispose()
+
+
+def command_users_create(args: argparse.Namespace) -> int:
+    password = _read_password(args.password_stdin)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"error: the password must have at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+        return 2
+    try:
+        user_id = asyncio.run(_create_user(args, password))
+    except (UserExistsError, PasswordTooLongError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (OSError, SQLAlchemyError) as error:
+        print(f"error: cannot write to the database in DATABASE_URL: {error}", file=sys.stderr)
+        return 1
+    print(f"created user {args.username} ({args.role}), id {user_id}")
+    return 0
+
+
+def command_keys_create(args: argparse.Namespace) -> int:
+    try:
+        key = asyncio.run(_create_key(args))
+    except (OSError, SQLAlchemyError) as error:
+        print(f"error: cannot write to the database in DATABASE_URL: {error}", file=sys.stderr)
+        return 1
+    print(key)
+    print("Store this key now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    users = commands.add_parser("users", help="manage users (DATABASE_URL)").add_subparsers(
+        dest="users_command", required=True)
+    create = users.add_parser("create", help="create a user; the password is asked for twice")
+    create.add_argument("username")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=USER_ROLES, default="user", help="default: %(default)s")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    create.set_defaults(handler=command_users_create)
+
+    keys = commands.add_parser("keys", help="manage API keys (DATABASE_URL)").add_subparsers(
+        dest="keys_command", required=True)
+    key = keys.add_parser("create", help="create an API key for a user and print it once")
+    key.add_argument("username")
+    key.add_argument("--name", default="cli", help="a label for the key (default: %(default)s)")
+    key.add_argument("--expires-days", type=int, help="days until the key expires (default: never)")
+    key.set_defaults(handler=command_keys_create)

@@ -1,0 +1,47 @@
+"""The `paf` command's user and key creation, run as a process against the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import httpx
+
+from settings import Settings
+
+
+def run_paf(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": settings.database_url}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], input=stdin, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+async def test_users_and_keys_create(settings: Settings, http: httpx.AsyncClient) -> None:
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+
+    user = run_paf(settings, "users", "create", name, "--email", f"{name}@example.com", "--role", "admin",
+                   "--password-stdin", stdin="correct horse battery\n")
+    again = run_paf(settings, "users", "create", name, "--email", f"{name}@example.com", "--password-stdin",
+                    stdin="correct horse battery\n")
+    key = run_paf(settings, "keys", "create", name, "--name", "deploy")
+    missing = run_paf(settings, "keys", "create", "nobody-by-this-name")
+
+    assert user.returncode == 0, user.stderr
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    assert key.returncode == 0, key.stderr
+    assert key.stdout.startswith("pak_")
+    assert missing.returncode != 0
+    assert "not found" in missing.stderr
+    response = await http.get("/api/chat/conversations", headers={"X-API-Key": key.stdout.strip()})
+    assert response.status_code == 200
+
+
+def test_short_password_rejected(settings: Settings) -> None:
+    result = run_paf(settings, "users", "create", "shorty", "--email", "s@example.com", "--password-stdin",
+                     stdin="short\n")
+
+    assert result.returncode == 2
+    assert "at least 8" in result.stderr
