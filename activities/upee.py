@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -29,7 +32,7 @@ from activities.prompts import (
 )
 from activities.streaming import ContentRelay, publish
 from db import chat
-from db.run_events import append_event
+from db.run_events import append_event, delete_events
 from llm.budget import PROMPT_OVERHEAD_TOKENS, STRUCTURED_MAX_TOKENS, answer_max_tokens, estimate_tokens
 from llm.provider import ModelT, complete_structured
 from llm.registry import ProviderRegistry, UnknownModelError
@@ -70,6 +73,28 @@ def _to_activity_error(error: ProviderError | UnknownModelError) -> ApplicationE
     )
 
 
+@contextmanager
+def _turn_records(request_id: str) -> Iterator[None]:
+    """Fail the activity for good when the turn's conversation was deleted while it ran.
+
+    The cause is dropped on purpose: the database error's parameters hold message content.
+    """
+    try:
+        yield
+    except chat.SessionNotFoundError:
+        raise _deleted(request_id) from None
+    except IntegrityError as error:
+        if "foreign key" not in str(error.orig).lower():
+            raise
+        raise _deleted(request_id) from None
+
+
+def _deleted(request_id: str) -> ApplicationError:
+    logger.info("conversation of request %s was deleted during the turn", request_id)
+    return ApplicationError("the conversation was deleted during the turn", type="ConversationDeletedError",
+                            non_retryable=True)
+
+
 def _usage(usage: Usage) -> TokenUsage:
     return TokenUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
 
@@ -97,17 +122,19 @@ class UPEEActivities:
         return fit_history(history, budget)
 
     async def _phases(self, request_id: str) -> dict[str, Any]:
-        async with self.session_factory() as session:
-            return await chat.get_phases_data(session, uuid.UUID(request_id))
+        with _turn_records(request_id):
+            async with self.session_factory() as session:
+                return await chat.get_phases_data(session, uuid.UUID(request_id))
 
     async def _record(self, data: PhaseInput, phase: str, record: dict[str, Any]) -> None:
         key = phase if phase in ("understand", "plan") else f"{phase}_{data.refinement}"
         record = {"phase": phase, "refinement": data.refinement, "attempt": activity.info().attempt, **record}
-        async with self.session_factory.begin() as session:
-            await chat.record_phase(session, uuid.UUID(data.request_id), key, record, source=SOURCE)
-            await append_event(session, uuid.UUID(data.request_id), "thinking",
-                               {"phase": phase, "status": "completed", "refinement": data.refinement,
-                                "duration_ms": record["duration_ms"], "summary": record.get("summary")})
+        with _turn_records(data.request_id):
+            async with self.session_factory.begin() as session:
+                await chat.record_phase(session, uuid.UUID(data.request_id), key, record, source=SOURCE)
+                await append_event(session, uuid.UUID(data.request_id), "thinking",
+                                   {"phase": phase, "status": "completed", "refinement": data.refinement,
+                                    "duration_ms": record["duration_ms"], "summary": record.get("summary")})
 
     async def _announce(self, data: PhaseInput, phase: str) -> None:
         await publish(self.session_factory, uuid.UUID(data.request_id), "thinking",
@@ -201,6 +228,9 @@ class UPEEActivities:
             await relay.abort()
             raise
 
+        if not "".join(parts).strip():
+            raise ApplicationError(f"{data.model} returned an empty answer", type="EmptyAnswerError")
+
         estimated = usage.output_tokens == 0 and deltas > 0
         if estimated:
             # Some OpenAI-compatible servers send no usage when streaming; count one token per delta.
@@ -232,17 +262,18 @@ class UPEEActivities:
         )
 
     async def _save_answer(self, data: PhaseInput, text: str, usage: Usage, estimated: bool) -> None:
-        async with self.session_factory.begin() as session:
-            await chat.upsert_assistant_message(
-                session,
-                message_id=uuid.UUID(data.assistant_message_id),
-                conversation_id=uuid.UUID(data.conversation_id),
-                request_id=uuid.UUID(data.request_id),
-                content=text,
-                status="streaming",
-                metadata={"model": data.model, "usage": usage.as_dict(), "usage_estimated": estimated,
-                          "refinement": data.refinement},
-            )
+        with _turn_records(data.request_id):
+            async with self.session_factory.begin() as session:
+                await chat.upsert_assistant_message(
+                    session,
+                    message_id=uuid.UUID(data.assistant_message_id),
+                    conversation_id=uuid.UUID(data.conversation_id),
+                    request_id=uuid.UUID(data.request_id),
+                    content=text,
+                    status="streaming",
+                    metadata={"model": data.model, "usage": usage.as_dict(), "usage_estimated": estimated,
+                              "refinement": data.refinement},
+                )
 
     @activity.defn(name="upee_evaluate")
     async def evaluate(self, data: PhaseInput) -> EvaluateResult:
@@ -285,6 +316,9 @@ class UPEEActivities:
         """Mark the answer failed, if one was stored, and close the stream with an error event."""
         request_id = uuid.UUID(data.request_id)
         async with self.session_factory.begin() as session:
+            if data.error_type == "ConversationDeletedError":
+                # Text streamed after the deletion must not outlive the conversation.
+                await delete_events(session, request_id)
             await chat.set_message_status(session, uuid.UUID(data.assistant_message_id), "failed",
                                           {"error": data.error[:1000]})
             await append_event(session, request_id, "error", {"message": data.error[:1000], "type": data.error_type})

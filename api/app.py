@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api.deps import AppState
-from api.errors import install_error_handlers
+from api.errors import BodySizeLimitMiddleware, install_error_handlers
 from api.events import EventHub
 from api.routes import chat, health
 from db.engine import create_engine, create_session_factory
@@ -25,6 +25,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not logging.getLogger().handlers:
+            # Under plain uvicorn nothing configures the application's own loggers.
+            logging.basicConfig(level=settings.log_level.upper(),
+                                format="%(asctime)s %(levelname)s %(name)s %(message)s")
         engine = create_engine(settings.database_url, settings.database_pool_size)
         # Lazy: the API starts while Temporal is down, reports it in /api/health and connects on first use.
         temporal = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, lazy=True)
@@ -54,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # A JSON-escaped message can take up to 6 bytes a character; 64 KiB more covers the other fields.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_message_chars * 6 + 65536)
     app.include_router(chat.router)
     app.include_router(health.router)
     return app

@@ -17,15 +17,20 @@ class ChatRequest(BaseModel):
     # The size limit is checked in the route, so an oversized message gets 413, not 422.
     message: str = Field(min_length=1, description="The user's message")
     conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation; omit to start one")
-    model: str | None = Field(default=None, max_length=100, description="A configured model name; default from settings")
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    model: str | None = Field(default=None, min_length=1, max_length=100,
+                              description="A configured model name; default from settings")
+    # Strict, so `true` is not read as 1.0; NaN and infinities are rejected.
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0, strict=True, allow_inf_nan=False)
     show_thinking: bool = Field(default=False, description="Stream UPEE phase progress as `thinking` events")
 
     @field_validator("message")
     @classmethod
-    def _check_not_blank(cls, message: str) -> str:
+    def _check_message_text(cls, message: str) -> str:
         if not message.strip():
             raise ValueError("message must contain more than whitespace")
+        if "\x00" in message:
+            # PostgreSQL text columns cannot store NUL characters.
+            raise ValueError("message must not contain NUL (\\u0000) characters")
         return message
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Conversation, FlexEvent, Message, UPEESession
+from db.models import Conversation, FlexEvent, Message, RunEvent, UPEESession
 
 
 class ConversationNotFoundError(LookupError):
@@ -74,6 +74,9 @@ async def list_messages(session: AsyncSession, conversation_id: uuid.UUID) -> li
 
 
 async def delete_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> None:
+    """Delete the conversation, its messages and sessions, and the stored stream events of its turns."""
+    turns = select(UPEESession.request_id).where(UPEESession.conversation_id == conversation_id)
+    await session.execute(delete(RunEvent).where(RunEvent.request_id.in_(turns)))
     await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
 
 

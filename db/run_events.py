@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import RunEvent
@@ -52,3 +52,7 @@ async def read_events(
         .limit(limit)
     )
     return [StoredEvent(id=row.id, event=row.event, data=row.data) for row in rows]
+
+
+async def delete_events(session: AsyncSession, request_id: uuid.UUID) -> None:
+    await session.execute(delete(RunEvent).where(RunEvent.request_id == request_id))

@@ -65,6 +65,9 @@ class ModelServer:
                 "--port", str(self.port),
                 "--n_ctx", str(self.context_tokens),
                 "--n_threads", str(self.threads),
+                # By default the server ends a running stream when another request arrives,
+                # which cuts answers short whenever two turns overlap; queue them instead.
+                "--interrupt_requests", "False",
             ],
             log_path=self.log_path,
         )

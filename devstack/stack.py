@@ -134,7 +134,7 @@ class Stack:
         api = ManagedProcess(
             name="api",
             args=[sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
-                  "--port", str(self.config.api_port), "--no-access-log"],
+                  "--port", str(self.config.api_port)],
             log_path=logs / "api.log", env=env, cwd=PROJECT_ROOT,
         )
         api.start()

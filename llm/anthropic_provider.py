@@ -88,6 +88,8 @@ class AnthropicProvider:
                         raise ProviderError(f"{self.name} stream failed: {event}", retryable=True)
             finally:
                 await stream.close()
+        if finish_reason is None:
+            raise ProviderError(f"{self.name} ended the stream without a stop reason", retryable=True)
         yield StreamEnd(usage=usage, finish_reason=finish_reason)
 
     async def check(self) -> None:

@@ -89,6 +89,9 @@ class OpenAIProvider:
             finally:
                 # Closing the response stops the provider's generation when the turn is cancelled.
                 await stream.close()
+        if finish_reason is None:
+            # A server that drops or interrupts the stream may still send [DONE]; that answer is incomplete.
+            raise ProviderError(f"{self.name} ended the stream without a finish reason", retryable=True)
         yield StreamEnd(usage=usage, finish_reason=finish_reason)
 
     async def check(self) -> None:

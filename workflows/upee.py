@@ -48,6 +48,14 @@ BOOKKEEPING_RETRY_POLICY = RetryPolicy(
 )
 
 
+def _reason(error: ActivityError) -> str:
+    """Return the innermost failure's own message, without the wrappers' prefixes."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause) if cause is not None else str(error)
+
+
 @workflow.defn(name="UPEEWorkflow")
 class UPEEWorkflow:
     def __init__(self) -> None:
@@ -64,8 +72,7 @@ class UPEEWorkflow:
             result = await self._run_phases(data)
         except ActivityError as error:
             await self._fail(data, error)
-            raise ApplicationError(f"Chat turn {data.request_id} failed: {error.cause or error}",
-                                   type="TurnFailedError", non_retryable=True) from error
+            raise ApplicationError(_reason(error), type="TurnFailedError", non_retryable=True) from error
         self._progress.status = "completed"
         self._progress.phase = None
         return result
@@ -124,7 +131,7 @@ class UPEEWorkflow:
     async def _fail(self, data: UPEEInput, error: ActivityError) -> None:
         assert self._progress is not None
         cause = error.cause
-        message = str(cause) if cause is not None else str(error)
+        message = _reason(error)
         error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
         self._progress.status = "failed"
         self._progress.error = message[:500]

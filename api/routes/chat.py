@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.events import stream_events
@@ -33,6 +34,8 @@ router = APIRouter(prefix="/api/chat", tags=["chat"])
 
 SSE_PING_SECONDS = 15
 MODEL_CHECK_TIMEOUT_SECONDS = 3.0
+# PostgreSQL's OFFSET is a bigint; anything near that is a mistake, not a page.
+MAX_OFFSET = 10_000_000
 
 
 @router.post("/stream", response_class=EventSourceResponse)
@@ -51,10 +54,14 @@ async def create_chat(body: ChatRequest, state: StateDep, user: CurrentUser, ses
     try:
         result = await asyncio.wait_for(turn.handle.result(), timeout=state.settings.chat_wait_seconds)
     except TimeoutError as error:
-        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT,
-                            f"Turn {turn.request_id} is still running; stream it to follow it") from error
+        raise HTTPException(
+            status.HTTP_504_GATEWAY_TIMEOUT,
+            f"Turn {turn.request_id} is still running after {state.settings.chat_wait_seconds:.0f} s; its answer "
+            f"will be saved in conversation {turn.conversation_id}",
+        ) from error
     except WorkflowFailureError as error:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Turn {turn.request_id} failed: {error.cause}") from error
+        cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error.cause)
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Turn {turn.request_id} failed: {cause}") from error
     content = await chat.get_message_content(session, uuid.UUID(result.assistant_message_id)) or ""
     return ChatResponse(
         request_id=turn.request_id, conversation_id=turn.conversation_id,
@@ -69,7 +76,7 @@ async def list_conversations(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[ConversationOut]:
     """List the caller's conversations, most recently active first."""
     rows, total = await chat.list_conversations(session, user.id, limit, offset)

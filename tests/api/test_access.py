@@ -105,3 +105,48 @@ async def test_blank_message_and_bad_json_are_422(http: httpx.AsyncClient, calle
     assert "whitespace" in blank.json()["message"]
     assert broken.status_code == 422
     assert "invalid JSON" in broken.json()["message"]
+
+
+async def test_hostile_bodies_are_422(http: httpx.AsyncClient, caller: Caller) -> None:
+    headers = {**caller.headers, "Content-Type": "application/json"}
+    cases = [
+        (b'{"message": "hi", "temperature": NaN}', "temperature"),
+        (b'{"message": "hi", "temperature": Infinity}', "temperature"),
+        (b'{"message": "hi", "temperature": 1e309}', "temperature"),
+        (b'{"message": "hi", "temperature": true}', "temperature"),
+        (b'{"message": "hi", "other": NaN}', "other"),
+        (b'{"message": "\\ud800"}', "message"),
+        (b'{"message": "hi", "\\udfff": 1}', "unicode"),
+        (b'{"message": "a\\u0000b"}', "NUL"),
+        (b'{"message": "hi", "model": ""}', "model"),
+        (b'[1, 2]', "JSON object"),
+    ]
+    for body, expected in cases:
+        response = await http.post("/api/chat/stream", content=body, headers=headers)
+        assert response.status_code == 422, (body, response.text)
+        assert expected in response.json()["message"], (body, response.json())
+
+
+async def test_many_extra_fields_give_short_422(http: httpx.AsyncClient, caller: Caller) -> None:
+    body = {"message": "hi", **{f"field{i}": "x" * 20 for i in range(2000)}}
+
+    response = await http.post("/api/chat/stream", json=body, headers=caller.headers)
+
+    assert response.status_code == 422
+    assert len(response.content) < 10_000
+    assert "and 1980 more" in response.json()["message"]
+
+
+async def test_huge_offset_is_422(http: httpx.AsyncClient, caller: Caller) -> None:
+    response = await http.get("/api/chat/conversations", params={"offset": 2**63}, headers=caller.headers)
+
+    assert response.status_code == 422
+    assert "offset" in response.json()["message"]
+
+
+async def test_oversized_body_is_413(http: httpx.AsyncClient, caller: Caller) -> None:
+    response = await http.post("/api/chat/stream", content=b"x" * 20_000_000,
+                               headers={**caller.headers, "Content-Type": "application/json"})
+
+    assert response.status_code == 413
+    assert "limit" in response.json()["message"]

@@ -210,3 +210,37 @@ async def test_schema_miss_uses_fallback(
     assert upee.phases_data["understand"]["result"]["intent"] == "unknown"
     assert "Understanding" in upee.phases_data["understand"]["fallback"]
     assert upee.phases_data["plan"]["fallback"] is None
+
+
+async def test_cut_stream_is_retried(
+    http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    provider.reset(Script(cut_streams=1))
+
+    events = await collect_stream(http, caller.headers, {"message": QUESTION})
+
+    assert [e.data for e in events if e.event == "reset"] == [{"answer": 0, "reason": "retry"}]
+    assert events[-2].event == "complete"
+    after_reset = events[[e.event for e in events].index("reset"):]
+    assert content_of(after_reset) == "Paris is the capital."
+    request_id = uuid.UUID(events[0].data["request_id"])
+    async with session_factory() as session:
+        answer = await session.scalar(select(Message.content).where(
+            Message.request_id == request_id, Message.role == "assistant"))
+    assert answer == "Paris is the capital."
+
+
+async def test_empty_answer_is_retried(http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider) -> None:
+    script = provider.reset(Script(answer_tokens=[]))
+
+    async def fill_after_first_call() -> None:
+        await wait_for(lambda: asyncio.sleep(0, result=any(c.body.get("stream") for c in provider.calls)))
+        script.answer_tokens = ["Now", " filled."]
+
+    filler = asyncio.create_task(fill_after_first_call())
+    events = await collect_stream(http, caller.headers, {"message": QUESTION})
+    await filler
+
+    assert events[-2].event == "complete"
+    assert content_of(events) == "Now filled."

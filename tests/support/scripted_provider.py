@@ -52,6 +52,8 @@ class Script:
     # OpenAI streams: a chunk with no choices before the text, and a usage chunk at the end.
     empty_choices_chunk: bool = True
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 11, "output_tokens": 5})
+    # How many of the next streams end after their tokens with [DONE] but no finish reason.
+    cut_streams: int = 0
 
 
 @dataclass
@@ -175,6 +177,11 @@ class ScriptedProvider:
         yield chunk({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
         async for token in self._tokens(record):
             yield chunk({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]})
+        if self.script.cut_streams > 0:
+            self.script.cut_streams -= 1
+            yield b"data: [DONE]\n\n"
+            record.finished = time.monotonic()
+            return
         yield chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if (record.body.get("stream_options") or {}).get("include_usage"):
             usage = self.script.usage
