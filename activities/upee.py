@@ -311,6 +311,17 @@ class UPEEActivities:
             })
             await append_event(session, request_id, "done", {})
 
+    async def _store_failed_answer(self, session: AsyncSession, data: FailInput) -> None:
+        """Mark the answer failed, or add an empty failed one, so the conversation shows the failure."""
+        message_id = uuid.UUID(data.assistant_message_id)
+        metadata = {"error": data.error[:1000], "error_type": data.error_type}
+        if await chat.set_message_status(session, message_id, "failed", metadata):
+            return
+        if data.conversation_id:
+            await chat.upsert_assistant_message(
+                session, message_id=message_id, conversation_id=uuid.UUID(data.conversation_id),
+                request_id=uuid.UUID(data.request_id), content="", status="failed", metadata=metadata)
+
     @activity.defn(name="upee_fail")
     async def fail(self, data: FailInput) -> None:
         """Mark the answer failed, if one was stored, and close the stream with an error event."""
@@ -319,7 +330,7 @@ class UPEEActivities:
             if data.error_type == "ConversationDeletedError":
                 # Text streamed after the deletion must not outlive the conversation.
                 await delete_events(session, request_id)
-            await chat.set_message_status(session, uuid.UUID(data.assistant_message_id), "failed",
-                                          {"error": data.error[:1000]})
+            else:
+                await self._store_failed_answer(session, data)
             await append_event(session, request_id, "error", {"message": data.error[:1000], "type": data.error_type})
             await append_event(session, request_id, "done", {})

@@ -99,3 +99,23 @@ class HealthOut(BaseModel):
     database: CheckResult
     temporal: CheckResult
     providers: dict[str, CheckResult]
+
+
+class ErrorOut(BaseModel):
+    """The body of every error response."""
+
+    detail: Any
+    message: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can return."""
+    descriptions = {
+        401: "Missing, invalid, expired or revoked API key",
+        404: "Not found, or owned by another user",
+        413: "Message or body too large",
+        502: "The turn failed",
+        503: "A dependency is unavailable",
+        504: "The turn is still running",
+    }
+    return {code: {"model": ErrorOut, "description": descriptions[code]} for code in codes}

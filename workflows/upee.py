@@ -139,7 +139,7 @@ class UPEEWorkflow:
         await workflow.execute_activity(
             "upee_fail",
             FailInput(request_id=data.request_id, assistant_message_id=data.assistant_message_id,
-                      error=message, error_type=error_type or "Error"),
+                      error=message, error_type=error_type or "Error", conversation_id=data.conversation_id),
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY_POLICY,
         )

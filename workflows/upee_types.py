@@ -90,6 +90,7 @@ class FailInput:
     assistant_message_id: str
     error: str
     error_type: str
+    conversation_id: str = ""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from api.schemas import (
     MessageOut,
     ModelStatus,
     Page,
+    error_responses,
 )
 from api.turns import start_turn
 from db import chat
@@ -30,7 +31,7 @@ from llm.types import ProviderError
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/chat", tags=["chat"])
+router = APIRouter(prefix="/api/chat", tags=["chat"], responses=error_responses(401))
 
 SSE_PING_SECONDS = 15
 MODEL_CHECK_TIMEOUT_SECONDS = 3.0
@@ -38,7 +39,7 @@ MODEL_CHECK_TIMEOUT_SECONDS = 3.0
 MAX_OFFSET = 10_000_000
 
 
-@router.post("/stream", response_class=EventSourceResponse)
+@router.post("/stream", response_class=EventSourceResponse, responses=error_responses(404, 413, 503))
 async def stream_chat(body: ChatRequest, state: StateDep, user: CurrentUser) -> EventSourceResponse:
     """Start a chat turn and stream its events (SSE); the turn goes on if the client leaves."""
     turn = await start_turn(state, user, body)
@@ -47,7 +48,7 @@ async def stream_chat(body: ChatRequest, state: StateDep, user: CurrentUser) -> 
     return EventSourceResponse(events, ping=SSE_PING_SECONDS)
 
 
-@router.post("", response_model=ChatResponse)
+@router.post("", response_model=ChatResponse, responses=error_responses(404, 413, 502, 503, 504))
 async def create_chat(body: ChatRequest, state: StateDep, user: CurrentUser, session: SessionDep) -> ChatResponse:
     """Run a chat turn and return the answer once it is complete."""
     turn = await start_turn(state, user, body)
@@ -84,7 +85,7 @@ async def list_conversations(
     return Page[ConversationOut](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationDetail)
+@router.get("/conversations/{conversation_id}", response_model=ConversationDetail, responses=error_responses(404))
 async def get_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ConversationDetail:
     """Return one of the caller's conversations with its messages."""
     conversation = await chat.get_owned_conversation(session, conversation_id, user.id)
@@ -93,7 +94,8 @@ async def get_conversation(conversation_id: uuid.UUID, user: CurrentUser, sessio
     return ConversationDetail(**summary.model_dump(), messages=messages)
 
 
-@router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=error_responses(404))
 async def delete_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
     """Delete one of the caller's conversations with its messages and sessions."""
     await chat.get_owned_conversation(session, conversation_id, user.id)

@@ -28,7 +28,7 @@ async def _timed(check: Callable[[], Awaitable[object]]) -> CheckResult:
     return CheckResult(ok=True, latency_ms=round((time.monotonic() - started) * 1000, 1))
 
 
-@router.get("/health", response_model=HealthOut)
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "PostgreSQL or Temporal is down"}})
 async def health(state: StateDep, response: Response) -> HealthOut:
     """Check PostgreSQL, Temporal and every configured provider; 503 when PostgreSQL or Temporal is down."""
 

@@ -163,9 +163,10 @@ async def test_stream_client_error_fails_turn(
     assert len(provider.calls) == 1
     request_id = uuid.UUID(events[0].data["request_id"])
     async with session_factory() as session:
-        answers = await session.scalar(select(func.count()).select_from(Message).where(
-            Message.request_id == request_id, Message.role == "assistant"))
-    assert answers == 0
+        answers = (await session.scalars(select(Message).where(
+            Message.request_id == request_id, Message.role == "assistant"))).all()
+    assert [(m.status, m.content) for m in answers] == [("failed", "")]
+    assert "HTTP 400" in answers[0].metadata_["error"]
 
 
 async def test_chat_returns_answer_json(http: httpx.AsyncClient, caller: Caller, script: Script) -> None:
