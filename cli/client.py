@@ -49,6 +49,14 @@ async def stream_chat(
                 return
 
 
+def _describe_phase(data: dict[str, Any]) -> str:
+    phase = data.get("phase")
+    if data.get("status") != "completed":
+        return f"[{phase}: started]"
+    summary = f": {data['summary']}" if data.get("summary") else ""
+    return f"[{phase}: completed in {data.get('duration_ms')} ms{summary}]"
+
+
 async def print_streamed_answer(
     client: httpx.AsyncClient, api_key: str, message: str, *, out: Any, show_thinking: bool = False, **options: Any
 ) -> dict[str, Any]:
@@ -62,7 +70,7 @@ async def print_streamed_answer(
             reason = "refining the answer" if event.data.get("reason") != "retry" else "retrying"
             out.write(f"\n[{reason}]\n")
         elif event.event == "thinking":
-            out.write(f"\n[{event.data.get('phase')}: {event.data.get('status')}]\n")
+            out.write(_describe_phase(event.data) + "\n")
         elif event.event == "complete":
             complete = event.data
         elif event.event == "error":
