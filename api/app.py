@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,8 @@ from temporalio.client import Client
 from api.deps import AppState
 from api.errors import BodySizeLimitMiddleware, install_error_handlers
 from api.events import EventHub
-from api.routes import chat, health
+from api.retention import purge_expired_events_forever
+from api.routes import chat, health, runs
 from db.engine import create_engine, create_session_factory
 from llm.registry import ProviderRegistry
 from settings import Settings, get_settings
@@ -42,10 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             providers=providers,
             hub=hub,
         )
+        cleanup = asyncio.create_task(purge_expired_events_forever(
+            app.state.paf.session_factory, settings.run_events_retention_seconds))
         logger.info("API started: Temporal %s, task queue %s", settings.temporal_address, settings.temporal_task_queue)
         try:
             yield
         finally:
+            cleanup.cancel()
             await hub.stop()
             await providers.close()
             await engine.dispose()
@@ -61,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A JSON-escaped message can take up to 6 bytes a character; 64 KiB more covers the other fields.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_message_chars * 6 + 65536)
     app.include_router(chat.router)
+    app.include_router(runs.router)
     app.include_router(health.router)
     return app
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db.chat import ConversationNotFoundError
+from db.chat import ConversationNotFoundError, RunNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONR
                         headers=getattr(error, "headers", None))
 
 
-async def _not_found(_request: Request, error: ConversationNotFoundError) -> JSONResponse:
+async def _not_found(_request: Request, error: ConversationNotFoundError | RunNotFoundError) -> JSONResponse:
     return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(error), "message": str(error)})
 
 
@@ -98,3 +98,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ConversationNotFoundError, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(RunNotFoundError, _not_found)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from db.engine import asyncpg_dsn
-from db.run_events import FINAL_EVENT, NOTIFY_CHANNEL, StoredEvent, read_events
+from db.run_events import FINAL_EVENT, NOTIFY_CHANNEL, StoredEvent, has_final_event, read_events
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,12 @@ async def stream_events(
     waiter = hub.subscribe(request_id)
     idle_seconds = 0.0
     try:
+        if after_id > 0:
+            async with session_factory() as session:
+                if await has_final_event(session, request_id) and not await read_events(
+                        session, request_id, after_id, limit=1):
+                    # The client already has every event up to `done`.
+                    return
         while True:
             waiter.clear()
             async with session_factory() as session:
@@ -162,6 +168,9 @@ async def stream_events(
                     # The run ended without closing its stream (terminated from the Temporal UI, say).
                     async with session_factory() as session:
                         events = await read_events(session, request_id, after_id)
+                        finished = await has_final_event(session, request_id)
+                    if not events and finished:
+                        return
                     if not events:
                         yield ServerSentEvent(event="error", data=json.dumps(
                             {"message": "the run ended without finishing its stream", "type": "RunClosedError"}))

@@ -77,6 +77,26 @@ class Page(BaseModel, Generic[ItemT]):
     offset: int
 
 
+class PhaseTimingOut(BaseModel):
+    phase: str
+    refinement: int
+    duration_ms: int | None
+
+
+class RunStatus(BaseModel):
+    request_id: uuid.UUID
+    conversation_id: uuid.UUID
+    status: str = Field(description="running, completed, failed, cancelled, terminated or timed_out")
+    phase: str | None = Field(description="The phase running now; null once the run has ended")
+    message_id: uuid.UUID | None
+    quality_score: float | None
+    refinements: int
+    timings: list[PhaseTimingOut]
+    usage: dict[str, int]
+    error: str | None
+    created_at: datetime
+
+
 class ModelStatus(BaseModel):
     name: str
     provider: str

@@ -21,6 +21,14 @@ class ConversationNotFoundError(LookupError):
         self.conversation_id = conversation_id
 
 
+class RunNotFoundError(LookupError):
+    """No chat turn with this request id belongs to the caller."""
+
+    def __init__(self, request_id: uuid.UUID) -> None:
+        super().__init__(f"run {request_id} not found")
+        self.request_id = request_id
+
+
 class SessionNotFoundError(LookupError):
     """No UPEE session exists for this request id."""
 
@@ -50,6 +58,28 @@ async def get_owned_conversation(
     if conversation is None:
         raise ConversationNotFoundError(conversation_id)
     return conversation
+
+
+async def get_owned_session(session: AsyncSession, request_id: uuid.UUID, user_id: uuid.UUID) -> UPEESession:
+    """Return the turn's UPEE session if `user_id` owns its conversation.
+
+    Raises:
+        RunNotFoundError: the turn does not exist or belongs to someone else.
+    """
+    upee = await session.scalar(
+        select(UPEESession)
+        .join(Conversation, Conversation.id == UPEESession.conversation_id)
+        .where(UPEESession.request_id == request_id, Conversation.user_id == user_id)
+    )
+    if upee is None:
+        raise RunNotFoundError(request_id)
+    return upee
+
+
+async def get_turn_answer(session: AsyncSession, request_id: uuid.UUID) -> Message | None:
+    return await session.scalar(
+        select(Message).where(Message.request_id == request_id, Message.role == "assistant")
+    )
 
 
 async def list_conversations(

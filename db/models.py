@@ -249,7 +249,11 @@ class RunEvent(Base):
     """One event of a chat turn's stream, kept so a client can resume with Last-Event-ID."""
 
     __tablename__ = "run_events"
-    __table_args__ = (Index("ix_run_events_request_id_id", "request_id", "id"),)
+    __table_args__ = (
+        Index("ix_run_events_request_id_id", "request_id", "id"),
+        # Finds the runs whose events have outlived their retention period.
+        Index("ix_run_events_done_created_at", "created_at", postgresql_where=text("event = 'done'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     request_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)

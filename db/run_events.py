@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import RunEvent
 
-# TODO: rows are never deleted; a retention job should drop the events of turns finished long ago.
 NOTIFY_CHANNEL = "paf_run_events"
 FINAL_EVENT = "done"
 
@@ -56,3 +55,21 @@ async def read_events(
 
 async def delete_events(session: AsyncSession, request_id: uuid.UUID) -> None:
     await session.execute(delete(RunEvent).where(RunEvent.request_id == request_id))
+
+
+async def has_final_event(session: AsyncSession, request_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(RunEvent.id).where(RunEvent.request_id == request_id, RunEvent.event == FINAL_EVENT).limit(1)
+    )
+    return found is not None
+
+
+async def delete_expired_events(session: AsyncSession, retention_seconds: float) -> int:
+    """Delete the events of every run whose `done` event is older than the retention period."""
+    expired = (
+        select(RunEvent.request_id)
+        .where(RunEvent.event == FINAL_EVENT,
+               RunEvent.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, retention_seconds))
+    )
+    result = await session.execute(delete(RunEvent).where(RunEvent.request_id.in_(expired)))
+    return int(result.rowcount or 0)

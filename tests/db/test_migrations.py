@@ -7,10 +7,11 @@ import uuid
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import func, inspect, select, text, update
 
-from db.engine import create_engine
-from db.models import Base
+from db.engine import create_engine, create_session_factory
+from db.models import Base, RunEvent
+from db.run_events import append_event, delete_expired_events
 from devstack import migrate
 from devstack.postgres import create_database
 from tests.conftest import Services
@@ -59,3 +60,25 @@ async def test_metadata_column_keeps_its_name(services: Services) -> None:
     finally:
         await engine.dispose()
     assert columns == ["conversations", "messages", "worker_instances"]
+
+
+async def test_expired_run_events_deleted(services: Services) -> None:
+    engine = create_engine(services.database_url)
+    old_run, fresh_run, open_run = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    try:
+        async with create_session_factory(engine).begin() as session:
+            for request_id in (old_run, fresh_run, open_run):
+                await append_event(session, request_id, "content", {"delta": "x"})
+            await append_event(session, old_run, "done", {})
+            await append_event(session, fresh_run, "done", {})
+            await session.execute(update(RunEvent).where(RunEvent.request_id == old_run)
+                                  .values(created_at=func.now() - text("interval '2 hours'")))
+        async with create_session_factory(engine).begin() as session:
+            deleted = await delete_expired_events(session, retention_seconds=3600)
+        async with create_session_factory(engine)() as session:
+            left = {row.request_id for row in await session.execute(select(RunEvent.request_id).where(
+                RunEvent.request_id.in_([old_run, fresh_run, open_run])))}
+    finally:
+        await engine.dispose()
+    assert deleted == 2
+    assert left == {fresh_run, open_run}

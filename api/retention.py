@@ -1,0 +1,30 @@
+"""Deletion of run events past their retention period, run by every API process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.run_events import delete_expired_events
+
+logger = logging.getLogger(__name__)
+
+# Each replica runs the same idempotent DELETE; every ten minutes keeps the table close to its window.
+CLEANUP_INTERVAL_SECONDS = 600.0
+
+
+async def purge_expired_events_forever(
+    session_factory: async_sessionmaker[AsyncSession], retention_seconds: float
+) -> None:
+    while True:
+        try:
+            async with session_factory.begin() as session:
+                deleted = await delete_expired_events(session, retention_seconds)
+            if deleted:
+                logger.info("deleted %d run events older than %.0f s", deleted, retention_seconds)
+        except (OSError, SQLAlchemyError) as error:
+            logger.warning("run event cleanup failed, retrying in %.0f s: %s", CLEANUP_INTERVAL_SECONDS, error)
+        await asyncio.sleep(CLEANUP_INTERVAL_SECONDS)

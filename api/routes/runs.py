@@ -1,0 +1,46 @@
+"""Chat turns by request id: status, and a stream that can be resumed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse
+
+from api.deps import CurrentUser, SessionDep, StateDep
+from api.events import stream_events
+from api.runs import run_status
+from api.schemas import RunStatus, error_responses
+from db import chat
+
+router = APIRouter(prefix="/api/chat/runs", tags=["runs"], responses=error_responses(401, 404))
+
+SSE_PING_SECONDS = 15
+
+
+@router.get("/{request_id}", response_model=RunStatus)
+async def get_run(request_id: uuid.UUID, state: StateDep, user: CurrentUser, session: SessionDep) -> RunStatus:
+    """Return a turn's status, current phase, timings and usage."""
+    upee = await chat.get_owned_session(session, request_id, user.id)
+    answer = await chat.get_turn_answer(session, request_id)
+    return await run_status(state.temporal, upee, answer)
+
+
+@router.get("/{request_id}/stream", response_class=EventSourceResponse)
+async def stream_run(
+    request_id: uuid.UUID,
+    state: StateDep,
+    user: CurrentUser,
+    session: SessionDep,
+    last_event_id: Annotated[int | None, Header(ge=0, description="Resume after this event id")] = None,
+    after: Annotated[int | None, Query(ge=0, description="Resume after this event id (when no header is sent)")] = None,
+    show_thinking: bool = False,
+) -> EventSourceResponse:
+    """Stream a turn's events after Last-Event-ID (or `after`); a finished turn replays them and ends."""
+    await chat.get_owned_session(session, request_id, user.id)
+    await session.close()
+    after_id = last_event_id if last_event_id is not None else (after or 0)
+    events = stream_events(hub=state.hub, session_factory=state.session_factory, client=state.temporal,
+                           request_id=request_id, after_id=after_id, show_thinking=show_thinking)
+    return EventSourceResponse(events, ping=SSE_PING_SECONDS)
