@@ -17,7 +17,7 @@ from temporalio.worker import Worker
 from db.engine import create_engine, create_session_factory
 from llm.registry import ProviderRegistry
 from settings import Settings, get_settings
-from activities.registry import WORKFLOWS, build_activities
+from activities.registry import MAX_HEARTBEAT_THROTTLE, WORKFLOWS, build_activities
 
 logger = logging.getLogger("paf.worker")
 
@@ -40,6 +40,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(create_session_factory(engine), providers),
+        max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
         # Lets running activities finish (or heartbeat-cancel) before the process exits.
         graceful_shutdown_timeout=timedelta(seconds=30),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -12,10 +13,12 @@ from llm.registry import ProviderRegistry
 from workflows.upee import UPEEWorkflow
 
 WORKFLOWS: list[type] = [UPEEWorkflow]
+# Activities heartbeat every 0.25 s; sending at most every 0.5 s lets a cancel arrive within about a second.
+MAX_HEARTBEAT_THROTTLE = timedelta(milliseconds=500)
 
 
 def build_activities(
     session_factory: async_sessionmaker[AsyncSession], providers: ProviderRegistry
 ) -> list[Callable[..., Any]]:
     upee = UPEEActivities(session_factory, providers)
-    return [upee.understand, upee.plan, upee.execute, upee.evaluate, upee.finish, upee.fail]
+    return [upee.understand, upee.plan, upee.execute, upee.evaluate, upee.finish, upee.fail, upee.cancel]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -76,3 +78,28 @@ class ContentRelay:
             await self._task
         except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the caller is already failing
             logger.debug("content relay for %s stopped", self._request_id)
+
+
+# With the worker's heartbeat throttle at 0.5 s, a cancel reaches the activity within about a second.
+HEARTBEAT_INTERVAL_SECONDS = 0.25
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the block runs, even while the provider sends nothing.
+
+    Temporal delivers a cancellation to an activity only in a heartbeat's response.
+    """
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_INTERVAL_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -7,6 +7,7 @@ only small control values to the workflow.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -30,7 +31,7 @@ from activities.prompts import (
     plan_messages,
     understand_messages,
 )
-from activities.streaming import ContentRelay, publish
+from activities.streaming import ContentRelay, heartbeating, publish
 from db import chat
 from db.run_events import append_event, delete_events
 from llm.budget import PROMPT_OVERHEAD_TOKENS, STRUCTURED_MAX_TOKENS, answer_max_tokens, estimate_tokens
@@ -149,10 +150,11 @@ class UPEEActivities:
         rather than failing.
         """
         try:
-            result, usage = await complete_structured(
-                self.providers.get(data.model), messages, model_type,
-                max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
-            )
+            async with heartbeating():
+                result, usage = await complete_structured(
+                    self.providers.get(data.model), messages, model_type,
+                    max_tokens=STRUCTURED_MAX_TOKENS, temperature=0.0,
+                )
         except StructuredOutputError as error:
             logger.warning("%s used its fallback for request %s: %s", phase, data.request_id, error)
             return fallback, Usage(), str(error)[:300]
@@ -211,16 +213,22 @@ class UPEEActivities:
         parts: list[str] = []
         usage, first_token_ms, deltas = Usage(), None, 0
         try:
-            async for item in self.providers.get(data.model).stream(request):
-                if isinstance(item, TextDelta):
-                    if first_token_ms is None:
-                        first_token_ms = _elapsed_ms(started)
-                    parts.append(item.text)
-                    deltas += 1
-                    relay.push(item.text)
-                elif isinstance(item, StreamEnd):
-                    usage = item.usage
+            async with heartbeating():
+                async for item in self.providers.get(data.model).stream(request):
+                    if isinstance(item, TextDelta):
+                        if first_token_ms is None:
+                            first_token_ms = _elapsed_ms(started)
+                        parts.append(item.text)
+                        deltas += 1
+                        relay.push(item.text)
+                    elif isinstance(item, StreamEnd):
+                        usage = item.usage
             await relay.close()
+        except asyncio.CancelledError:
+            # The turn was cancelled: the provider stream is closed by now; keep what was generated.
+            await relay.close()
+            await self._save_answer(data, "".join(parts), Usage(output_tokens=deltas), True, status="cancelled")
+            raise
         except (ProviderError, UnknownModelError) as error:
             await relay.abort()
             raise _to_activity_error(error) from error
@@ -261,7 +269,9 @@ class UPEEActivities:
             temperature=data.temperature,
         )
 
-    async def _save_answer(self, data: PhaseInput, text: str, usage: Usage, estimated: bool) -> None:
+    async def _save_answer(
+        self, data: PhaseInput, text: str, usage: Usage, estimated: bool, status: str = "streaming"
+    ) -> None:
         with _turn_records(data.request_id):
             async with self.session_factory.begin() as session:
                 await chat.upsert_assistant_message(
@@ -270,7 +280,7 @@ class UPEEActivities:
                     conversation_id=uuid.UUID(data.conversation_id),
                     request_id=uuid.UUID(data.request_id),
                     content=text,
-                    status="streaming",
+                    status=status,
                     metadata={"model": data.model, "usage": usage.as_dict(), "usage_estimated": estimated,
                               "refinement": data.refinement},
                 )
@@ -321,6 +331,22 @@ class UPEEActivities:
             await chat.upsert_assistant_message(
                 session, message_id=message_id, conversation_id=uuid.UUID(data.conversation_id),
                 request_id=uuid.UUID(data.request_id), content="", status="failed", metadata=metadata)
+
+    @activity.defn(name="upee_cancel")
+    async def cancel(self, data: FailInput) -> None:
+        """Mark the answer cancelled, keeping its partial text, and close the stream."""
+        request_id = uuid.UUID(data.request_id)
+        message_id = uuid.UUID(data.assistant_message_id)
+        async with self.session_factory.begin() as session:
+            found = await chat.set_message_status(session, message_id, "cancelled", {"cancel_reason": data.error})
+            if not found and data.conversation_id:
+                await chat.upsert_assistant_message(
+                    session, message_id=message_id, conversation_id=uuid.UUID(data.conversation_id),
+                    request_id=request_id, content="", status="cancelled", metadata={"cancel_reason": data.error})
+            await append_event(session, request_id, "cancelled",
+                               {"request_id": data.request_id, "message_id": data.assistant_message_id,
+                                "reason": data.error})
+            await append_event(session, request_id, "done", {})
 
     @activity.defn(name="upee_fail")
     async def fail(self, data: FailInput) -> None:

@@ -23,6 +23,7 @@ from sse_starlette import ServerSentEvent
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from api.runs import cancel_run
 from db.engine import asyncpg_dsn
 from db.run_events import FINAL_EVENT, NOTIFY_CHANNEL, StoredEvent, has_final_event, read_events
 
@@ -178,3 +179,32 @@ async def stream_events(
                         return
     finally:
         hub.unsubscribe(request_id, waiter)
+
+
+# Cancellations started as a stream closes; kept here so they are not garbage-collected mid-flight.
+_pending_cancels: set[asyncio.Task[object]] = set()
+
+
+async def cancel_on_disconnect(
+    events: AsyncIterator[ServerSentEvent], client: Client, request_id: uuid.UUID
+) -> AsyncIterator[ServerSentEvent]:
+    """Relay `events`; when the client leaves before `done`, cancel the run."""
+    finished = False
+    try:
+        async for event in events:
+            if event.event == FINAL_EVENT:
+                finished = True
+            yield event
+    finally:
+        if not finished:
+            logger.info("client left the stream of run %s; cancelling it", request_id)
+            task = asyncio.create_task(_cancel_quietly(client, request_id))
+            _pending_cancels.add(task)
+            task.add_done_callback(_pending_cancels.discard)
+
+
+async def _cancel_quietly(client: Client, request_id: uuid.UUID) -> None:
+    try:
+        await cancel_run(client, request_id)
+    except RPCError as error:
+        logger.warning("could not cancel run %s after its client left: %s", request_id, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -83,3 +84,13 @@ async def run_status(client: Client, upee: UPEESession, answer: Message | None) 
         error=error,
         created_at=upee.created_at,
     )
+
+
+async def cancel_run(client: Client, request_id: uuid.UUID) -> str:
+    """Request cancellation of the run if it is running; return its status before the request."""
+    status, _ = await _workflow_state(client, f"upee-{request_id}")
+    if status != "running":
+        return status or "unknown"
+    await client.get_workflow_handle(f"upee-{request_id}").cancel()
+    logger.info("cancellation requested for run %s", request_id)
+    return status

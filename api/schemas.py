@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -22,6 +22,8 @@ class ChatRequest(BaseModel):
     # Strict, so `true` is not read as 1.0; NaN and infinities are rejected.
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, strict=True, allow_inf_nan=False)
     show_thinking: bool = Field(default=False, description="Stream UPEE phase progress as `thinking` events")
+    on_disconnect: Literal["continue", "cancel"] = Field(
+        default="continue", description="What a disconnect of the streaming client does to the turn")
 
     @field_validator("message")
     @classmethod
@@ -97,6 +99,11 @@ class RunStatus(BaseModel):
     created_at: datetime
 
 
+class CancelOut(BaseModel):
+    request_id: uuid.UUID
+    status: str
+
+
 class ModelStatus(BaseModel):
     name: str
     provider: str
@@ -133,6 +140,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         401: "Missing, invalid, expired or revoked API key",
         404: "Not found, or owned by another user",
+        409: "The run has already ended",
         413: "Message or body too large",
         502: "The turn failed",
         503: "A dependency is unavailable",

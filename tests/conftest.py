@@ -31,7 +31,7 @@ from devstack.temporal import TemporalDevServer
 from llm.registry import ProviderRegistry
 from settings import ModelConfig, Settings
 from tests.support.scripted_provider import ScriptedProvider
-from activities.registry import WORKFLOWS, build_activities
+from activities.registry import MAX_HEARTBEAT_THROTTLE, WORKFLOWS, build_activities
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MODEL = "smollm2-135m"
@@ -128,6 +128,7 @@ async def worker(
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(session_factory, providers),
+        max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
     )
     async with worker:
         yield worker

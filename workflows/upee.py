@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.workflow import ActivityCancellationType
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.upee_types import (
@@ -26,10 +28,11 @@ with workflow.unsafe.imports_passed_through():
 
 # Structured phases are short model calls; the window covers a slow CPU-only model.
 STRUCTURED_PHASE_TIMEOUT = timedelta(minutes=2)
-# Execute streams a whole answer and heartbeats per relayed chunk, so a dead
-# worker is noticed within the heartbeat timeout rather than the full window.
+# Execute streams a whole answer, so its window is longer.
 EXECUTE_TIMEOUT = timedelta(minutes=5)
-EXECUTE_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Every phase heartbeats several times a second, so a dead worker is noticed
+# within this timeout rather than the whole window.
+PHASE_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 
 # Provider outages are usually short; five attempts over about a minute.
@@ -70,7 +73,13 @@ class UPEEWorkflow:
         self._progress = UPEEProgress(request_id=data.request_id)
         try:
             result = await self._run_phases(data)
+        except asyncio.CancelledError:
+            await self._cancel(data)
+            raise
         except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                await self._cancel(data)
+                raise asyncio.CancelledError from error
             await self._fail(data, error)
             raise ApplicationError(_reason(error), type="TurnFailedError", non_retryable=True) from error
         self._progress.status = "completed"
@@ -118,8 +127,11 @@ class UPEEWorkflow:
                        assistant_message_id=data.assistant_message_id, refinement=refinement),
             result_type=result_types[activity_name],
             start_to_close_timeout=EXECUTE_TIMEOUT if is_execute else STRUCTURED_PHASE_TIMEOUT,
-            heartbeat_timeout=EXECUTE_HEARTBEAT_TIMEOUT if is_execute else None,
+            heartbeat_timeout=PHASE_HEARTBEAT_TIMEOUT,
             retry_policy=PHASE_RETRY_POLICY,
+            # Execute saves the partial answer when cancelled, so the workflow waits for it to do so.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED if is_execute
+            else ActivityCancellationType.TRY_CANCEL,
         )
         self._progress.timings.append(PhaseTiming(phase=phase, refinement=refinement, duration_ms=result.duration_ms))
         self._progress.usage = TokenUsage(
@@ -127,6 +139,18 @@ class UPEEWorkflow:
             output_tokens=self._progress.usage.output_tokens + result.usage.output_tokens,
         )
         return result
+
+    async def _cancel(self, data: UPEEInput) -> None:
+        assert self._progress is not None
+        workflow.logger.info("chat turn %s cancelled in %s", data.request_id, self._progress.phase)
+        self._progress.status = "cancelled"
+        await workflow.execute_activity(
+            "upee_cancel",
+            FailInput(request_id=data.request_id, assistant_message_id=data.assistant_message_id,
+                      error="cancelled by request", error_type="Cancelled", conversation_id=data.conversation_id),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY_POLICY,
+        )
 
     async def _fail(self, data: UPEEInput, error: ActivityError) -> None:
         assert self._progress is not None

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from api.deps import CurrentUser, SessionDep, StateDep
-from api.events import stream_events
+from api.events import cancel_on_disconnect, stream_events
 from api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -45,6 +45,8 @@ async def stream_chat(body: ChatRequest, state: StateDep, user: CurrentUser) -> 
     turn = await start_turn(state, user, body)
     events = stream_events(hub=state.hub, session_factory=state.session_factory, client=state.temporal,
                            request_id=turn.request_id, show_thinking=body.show_thinking)
+    if body.on_disconnect == "cancel":
+        events = cancel_on_disconnect(events, state.temporal, turn.request_id)
     return EventSourceResponse(events, ping=SSE_PING_SECONDS)
 
 

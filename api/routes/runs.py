@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, HTTPException, Query, status
 from sse_starlette import EventSourceResponse
 
 from api.deps import CurrentUser, SessionDep, StateDep
 from api.events import stream_events
-from api.runs import run_status
-from api.schemas import RunStatus, error_responses
+from api.runs import cancel_run, run_status
+from api.schemas import CancelOut, RunStatus, error_responses
 from db import chat
 
 router = APIRouter(prefix="/api/chat/runs", tags=["runs"], responses=error_responses(401, 404))
@@ -44,3 +44,15 @@ async def stream_run(
     events = stream_events(hub=state.hub, session_factory=state.session_factory, client=state.temporal,
                            request_id=request_id, after_id=after_id, show_thinking=show_thinking)
     return EventSourceResponse(events, ping=SSE_PING_SECONDS)
+
+
+@router.post("/{request_id}/cancel", response_model=CancelOut, status_code=status.HTTP_202_ACCEPTED,
+             responses=error_responses(409))
+async def cancel(request_id: uuid.UUID, state: StateDep, user: CurrentUser, session: SessionDep) -> CancelOut:
+    """Cancel a running turn; its partial answer is kept and marked cancelled."""
+    await chat.get_owned_session(session, request_id, user.id)
+    await session.close()
+    current = await cancel_run(state.temporal, request_id)
+    if current != "running":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"run {request_id} has already ended: {current}")
+    return CancelOut(request_id=request_id, status="cancelling")
