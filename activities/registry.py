@@ -21,4 +21,5 @@ def build_activities(
     session_factory: async_sessionmaker[AsyncSession], providers: ProviderRegistry
 ) -> list[Callable[..., Any]]:
     upee = UPEEActivities(session_factory, providers)
-    return [upee.understand, upee.plan, upee.execute, upee.evaluate, upee.finish, upee.fail, upee.cancel]
+    return [upee.wait_turn, upee.understand, upee.plan, upee.execute, upee.evaluate, upee.finish, upee.fail,
+            upee.cancel]

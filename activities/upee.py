@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from activities.prompts import (
     fit_history,
@@ -55,11 +57,14 @@ from workflows.upee_types import (
     PlanResult,
     TokenUsage,
     UnderstandResult,
+    WaitInput,
 )
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "upee"
+# How often a queued turn checks whether the turns before it have ended.
+TURN_POLL_SECONDS = 0.2
 # Used when a run names a model that a changed configuration no longer lists.
 DEFAULT_CONTEXT_WINDOW = 8192
 
@@ -118,7 +123,8 @@ class UPEEActivities:
         exclude = uuid.UUID(data.assistant_message_id) if data.assistant_message_id else None
         async with self.session_factory() as session:
             history = await chat.load_history(
-                session, uuid.UUID(data.conversation_id), data.history_messages, exclude)
+                session, uuid.UUID(data.conversation_id), data.history_messages,
+                request_id=uuid.UUID(data.request_id), exclude_message_id=exclude)
         budget = self._context_window(data.model) - reserved_tokens - PROMPT_OVERHEAD_TOKENS
         return fit_history(history, budget)
 
@@ -161,6 +167,34 @@ class UPEEActivities:
         except (ProviderError, UnknownModelError) as error:
             raise _to_activity_error(error) from error
         return result, usage, None
+
+    @activity.defn(name="upee_wait_turn")
+    async def wait_turn(self, data: WaitInput) -> None:
+        """Wait until every earlier turn of the conversation has ended, so turns run in arrival order."""
+        request_id = uuid.UUID(data.request_id)
+        announced = False
+        async with heartbeating():
+            while True:
+                async with self.session_factory() as session:
+                    running = await chat.running_turns(session, uuid.UUID(data.conversation_id))
+                earlier = running[:running.index(request_id)] if request_id in running else []
+                earlier = [other for other in earlier if not await self._workflow_closed(other)]
+                if not earlier:
+                    return
+                if not announced:
+                    await publish(self.session_factory, request_id, "thinking",
+                                  {"phase": "queued", "status": "started", "refinement": 0,
+                                   "waiting_for": [str(other) for other in earlier]})
+                    announced = True
+                await asyncio.sleep(TURN_POLL_SECONDS)
+
+    async def _workflow_closed(self, request_id: uuid.UUID) -> bool:
+        """Tell whether an earlier turn's workflow has ended without updating its session (terminated, say)."""
+        try:
+            description = await activity.client().get_workflow_handle(f"upee-{request_id}").describe()
+        except RPCError:
+            return True
+        return description.status != WorkflowExecutionStatus.RUNNING
 
     @activity.defn(name="upee_understand")
     async def understand(self, data: PhaseInput) -> UnderstandResult:
@@ -314,6 +348,7 @@ class UPEEActivities:
             await chat.set_message_status(session, uuid.UUID(data.assistant_message_id), "completed",
                                           {"quality_score": data.quality_score, "turn_usage": usage})
             await chat.set_quality_score(session, request_id, data.quality_score)
+            await chat.set_session_status(session, request_id, "completed")
             await append_event(session, request_id, "complete", {
                 "request_id": data.request_id, "conversation_id": data.conversation_id,
                 "message_id": data.assistant_message_id, "quality_score": data.quality_score,
@@ -343,6 +378,7 @@ class UPEEActivities:
                 await chat.upsert_assistant_message(
                     session, message_id=message_id, conversation_id=uuid.UUID(data.conversation_id),
                     request_id=request_id, content="", status="cancelled", metadata={"cancel_reason": data.error})
+            await chat.set_session_status(session, request_id, "cancelled")
             await append_event(session, request_id, "cancelled",
                                {"request_id": data.request_id, "message_id": data.assistant_message_id,
                                 "reason": data.error})
@@ -358,5 +394,6 @@ class UPEEActivities:
                 await delete_events(session, request_id)
             else:
                 await self._store_failed_answer(session, data)
+                await chat.set_session_status(session, request_id, "failed")
             await append_event(session, request_id, "error", {"message": data.error[:1000], "type": data.error_type})
             await append_event(session, request_id, "done", {})

@@ -91,6 +91,12 @@ async def cancel_run(client: Client, request_id: uuid.UUID) -> str:
     status, _ = await _workflow_state(client, f"upee-{request_id}")
     if status != "running":
         return status or "unknown"
-    await client.get_workflow_handle(f"upee-{request_id}").cancel()
+    try:
+        await client.get_workflow_handle(f"upee-{request_id}").cancel()
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # The run closed between the status check and the cancel request.
+        return "completed"
     logger.info("cancellation requested for run %s", request_id)
     return status

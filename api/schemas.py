@@ -22,6 +22,10 @@ class ChatRequest(BaseModel):
     # Strict, so `true` is not read as 1.0; NaN and infinities are rejected.
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, strict=True, allow_inf_nan=False)
     show_thinking: bool = Field(default=False, description="Stream UPEE phase progress as `thinking` events")
+    multitask: Literal["enqueue", "reject", "interrupt"] = Field(
+        default="enqueue",
+        description="When a turn of the conversation is still running: run after it (enqueue), answer 409 "
+                    "(reject), or cancel it and start this one (interrupt)")
     on_disconnect: Literal["continue", "cancel"] = Field(
         default="continue", description="What a disconnect of the streaming client does to the turn")
 

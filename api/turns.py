@@ -13,6 +13,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
 from api.deps import AppState
+from api.runs import cancel_run
 from api.schemas import ChatRequest
 from db import chat
 from db.models import Conversation, Message, UPEESession, User
@@ -67,6 +68,7 @@ async def start_turn(state: AppState, user: User, body: ChatRequest) -> StartedT
     """Store the user message and the turn's session row, then start `upee-<request_id>`."""
     model = check_request(state, body)
     request_id, assistant_message_id = uuid.uuid4(), uuid.uuid4()
+    running: list[uuid.UUID] = []
 
     async with state.session_factory.begin() as session:
         if body.conversation_id is None:
@@ -75,9 +77,17 @@ async def start_turn(state: AppState, user: User, body: ChatRequest) -> StartedT
             await session.flush()
         else:
             conversation = await chat.get_owned_conversation(session, body.conversation_id, user.id)
+            # Locks the conversation row, so concurrent messages see each other's turns.
             await session.execute(
                 update(Conversation).where(Conversation.id == conversation.id).values(updated_at=func.now())
             )
+            running = await chat.running_turns(session, conversation.id)
+            if running and body.multitask == "reject":
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"turn {running[-1]} is still running in conversation {conversation.id}; wait for it, "
+                    "cancel it, or send multitask=enqueue or interrupt",
+                )
         user_message = Message(conversation_id=conversation.id, role="user", content=body.message,
                                request_id=request_id)
         session.add(user_message)
@@ -88,6 +98,10 @@ async def start_turn(state: AppState, user: User, body: ChatRequest) -> StartedT
             "user_message_id": str(user_message.id), "message_id": str(assistant_message_id), "model": model,
         })
         conversation_id, user_message_id = conversation.id, user_message.id
+
+    if body.conversation_id is not None and body.multitask == "interrupt":
+        for earlier in running:
+            await cancel_run(state.temporal, earlier)
 
     settings = state.settings
     arguments = UPEEInput(

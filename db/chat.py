@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,9 +96,24 @@ async def list_conversations(
     return list(rows), int(total or 0)
 
 
+def _turn_order() -> tuple[Any, Any]:
+    """Sort keys that put each turn's answer right after its question.
+
+    A queued turn's user message is stored on arrival, before the answers of
+    the turns ahead of it, so creation time alone would interleave turns.
+    """
+    turn_time = func.coalesce(UPEESession.created_at, Message.created_at)
+    role_rank = case((Message.role == "assistant", 1), else_=0)
+    return turn_time, role_rank
+
+
 async def list_messages(session: AsyncSession, conversation_id: uuid.UUID) -> list[Message]:
+    turn_time, role_rank = _turn_order()
     rows = await session.scalars(
-        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at, Message.id)
+        select(Message)
+        .outerjoin(UPEESession, UPEESession.request_id == Message.request_id)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(turn_time, role_rank, Message.created_at, Message.id)
     )
     return list(rows)
 
@@ -111,21 +126,31 @@ async def delete_conversation(session: AsyncSession, conversation_id: uuid.UUID)
 
 
 async def load_history(
-    session: AsyncSession, conversation_id: uuid.UUID, limit: int, exclude_message_id: uuid.UUID | None = None
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    limit: int,
+    request_id: uuid.UUID | None = None,
+    exclude_message_id: uuid.UUID | None = None,
 ) -> list[HistoryMessage]:
-    """Return the last `limit` completed or cancelled messages, oldest first.
+    """Return the last `limit` completed or cancelled messages up to turn `request_id`, oldest first.
 
-    Messages still streaming or failed are left out, and so is the answer being written.
+    Messages still streaming or failed are left out, and so are the answer
+    being written and the messages of turns queued after `request_id`.
     """
+    turn_time, role_rank = _turn_order()
     query = (
         select(Message.role, Message.content)
+        .outerjoin(UPEESession, UPEESession.request_id == Message.request_id)
         .where(
             Message.conversation_id == conversation_id,
             Message.status.in_(("completed", "cancelled")),
         )
-        .order_by(Message.created_at.desc(), Message.id.desc())
+        .order_by(turn_time.desc(), role_rank.desc(), Message.created_at.desc(), Message.id.desc())
         .limit(limit)
     )
+    if request_id is not None:
+        current = select(UPEESession.created_at).where(UPEESession.request_id == request_id).scalar_subquery()
+        query = query.where(turn_time <= current)
     if exclude_message_id is not None:
         query = query.where(Message.id != exclude_message_id)
     rows = (await session.execute(query)).all()
@@ -221,3 +246,17 @@ async def set_quality_score(session: AsyncSession, request_id: uuid.UUID, score:
     await session.execute(
         update(UPEESession).where(UPEESession.request_id == request_id).values(quality_score=score)
     )
+
+
+async def set_session_status(session: AsyncSession, request_id: uuid.UUID, status: str) -> None:
+    await session.execute(update(UPEESession).where(UPEESession.request_id == request_id).values(status=status))
+
+
+async def running_turns(session: AsyncSession, conversation_id: uuid.UUID) -> list[uuid.UUID]:
+    """Return the request ids of the conversation's running turns, oldest first."""
+    rows = await session.scalars(
+        select(UPEESession.request_id)
+        .where(UPEESession.conversation_id == conversation_id, UPEESession.status == "running")
+        .order_by(UPEESession.created_at, UPEESession.id)
+    )
+    return list(rows)

@@ -122,8 +122,12 @@ class Message(Base):
     request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
 
 
+SESSION_STATUSES = ("running", "completed", "failed", "cancelled")
+
+
 class UPEESession(Base):
     __tablename__ = "upee_sessions"
+    __table_args__ = (CheckConstraint(_one_of("status", SESSION_STATUSES), name="status"),)
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     conversation_id: Mapped[uuid.UUID] = mapped_column(
@@ -133,6 +137,7 @@ class UPEESession(Base):
     phases_data: Mapped[dict[str, Any]] = _json()
     quality_score: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = _created_at()
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="running")
 
 
 class APIKey(Base):

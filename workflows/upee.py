@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         UPEEInput,
         UPEEProgress,
         UPEEResult,
+        WaitInput,
     )
 
 # Structured phases are short model calls; the window covers a slow CPU-only model.
@@ -34,6 +35,8 @@ EXECUTE_TIMEOUT = timedelta(minutes=5)
 # within this timeout rather than the whole window.
 PHASE_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# A turn queued behind others in its conversation waits at most this long in all.
+QUEUE_TIMEOUT = timedelta(minutes=30)
 
 # Provider outages are usually short; five attempts over about a minute.
 PHASE_RETRY_POLICY = RetryPolicy(
@@ -87,6 +90,15 @@ class UPEEWorkflow:
         return result
 
     async def _run_phases(self, data: UPEEInput) -> UPEEResult:
+        assert self._progress is not None
+        self._progress.phase = "queued"
+        await workflow.execute_activity(
+            "upee_wait_turn",
+            WaitInput(request_id=data.request_id, conversation_id=data.conversation_id),
+            start_to_close_timeout=QUEUE_TIMEOUT,
+            heartbeat_timeout=PHASE_HEARTBEAT_TIMEOUT,
+            retry_policy=PHASE_RETRY_POLICY,
+        )
         understood: UnderstandResult = await self._phase("understand", "upee_understand", data, 0)
         assert self._progress is not None
         self._progress.intent = understood.intent

@@ -26,6 +26,12 @@ class UPEEInput:
 
 
 @dataclass
+class WaitInput:
+    request_id: str
+    conversation_id: str
+
+
+@dataclass
 class TokenUsage:
     input_tokens: int = 0
     output_tokens: int = 0

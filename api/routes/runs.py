@@ -50,9 +50,10 @@ async def stream_run(
              responses=error_responses(409))
 async def cancel(request_id: uuid.UUID, state: StateDep, user: CurrentUser, session: SessionDep) -> CancelOut:
     """Cancel a running turn; its partial answer is kept and marked cancelled."""
-    await chat.get_owned_session(session, request_id, user.id)
+    upee = await chat.get_owned_session(session, request_id, user.id)
     await session.close()
-    current = await cancel_run(state.temporal, request_id)
+    # The session row ends with the turn's last activity, a moment before the workflow closes.
+    current = upee.status if upee.status != "running" else await cancel_run(state.temporal, request_id)
     if current != "running":
         raise HTTPException(status.HTTP_409_CONFLICT, f"run {request_id} has already ended: {current}")
     return CancelOut(request_id=request_id, status="cancelling")

@@ -29,6 +29,7 @@ from workflows.upee_types import (
     TokenUsage,
     UnderstandResult,
     UPEEInput,
+    WaitInput,
 )
 
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -43,6 +44,9 @@ class PhaseDoubles:
         self.failed: FailInput | None = None
 
     def activities(self) -> list[object]:
+        @activity.defn(name="upee_wait_turn")
+        async def wait_turn(data: WaitInput) -> None:
+            self.calls.append("wait_turn")
         @activity.defn(name="upee_understand")
         async def understand(data: PhaseInput) -> UnderstandResult:
             self.calls.append("understand")
@@ -73,7 +77,7 @@ class PhaseDoubles:
         async def fail(data: FailInput) -> None:
             self.failed = data
 
-        return [understand, plan, execute, evaluate, finish, fail]
+        return [wait_turn, understand, plan, execute, evaluate, finish, fail]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,7 @@ async def test_refinements_stop_at_limit(environment: WorkflowEnvironment) -> No
 
     result = await run_turn(environment, doubles, turn_input(max_refinements=2))
 
-    assert doubles.calls == ["understand", "plan", "execute_0", "evaluate_0", "execute_1", "evaluate_1",
+    assert doubles.calls == ["wait_turn", "understand", "plan", "execute_0", "evaluate_0", "execute_1", "evaluate_1",
                              "execute_2", "evaluate_2"]
     assert result.refinements == 2
     assert result.quality_score == 0.3
