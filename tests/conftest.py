@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,14 @@ class Services:
     temporal_address: str
     model_port: int
     state_dir: Path
+    postgres: EmbeddedPostgres
+    processes: list[ManagedProcess]
+
+    def restart_postgres(self, downtime: float) -> None:
+        """Stop PostgreSQL, keep it down for `downtime` seconds, and start it again on the same data."""
+        self.processes[0].stop()
+        time.sleep(downtime)
+        self.processes[0] = self.postgres.start()
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +73,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         temporal = TemporalDevServer(log_path=state / "temporal.log", port=free_port(), ui_port=None)
         processes.append(temporal.start())
         yield Services(admin_url=postgres.url("postgres"), database_url=database_url,
-                       temporal_address=temporal.address, model_port=free_port(), state_dir=state)
+                       temporal_address=temporal.address, model_port=free_port(), state_dir=state,
+                       postgres=postgres, processes=processes)
     finally:
         for process in reversed(processes):
             process.stop()

@@ -31,9 +31,9 @@ with workflow.unsafe.imports_passed_through():
 STRUCTURED_PHASE_TIMEOUT = timedelta(minutes=2)
 # Execute streams a whole answer, so its window is longer.
 EXECUTE_TIMEOUT = timedelta(minutes=5)
-# Every phase heartbeats several times a second, so a dead worker is noticed
-# within this timeout rather than the whole window.
-PHASE_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# Every phase heartbeats four times a second, so a worker that died is noticed
+# within this timeout and its activity retried elsewhere, not after the whole window.
+PHASE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # A turn queued behind others in its conversation waits at most this long in all.
 QUEUE_TIMEOUT = timedelta(minutes=30)

@@ -54,6 +54,9 @@ class Script:
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 11, "output_tokens": 5})
     # How many of the next streams end after their tokens with [DONE] but no finish reason.
     cut_streams: int = 0
+    # How many of the next streams break off (the connection drops) after `break_after_tokens` tokens.
+    broken_streams: int = 0
+    break_after_tokens: int = 3
 
 
 @dataclass
@@ -175,8 +178,15 @@ class ScriptedProvider:
         if self.script.empty_choices_chunk:
             yield chunk({"choices": []})
         yield chunk({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        breaks = self.script.broken_streams > 0
+        if breaks:
+            self.script.broken_streams -= 1
+        sent = 0
         async for token in self._tokens(record):
+            if breaks and sent == self.script.break_after_tokens:
+                raise ConnectionAbortedError("scripted provider broke off the stream")
             yield chunk({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": None}]})
+            sent += 1
         if self.script.cut_streams > 0:
             self.script.cut_streams -= 1
             yield b"data: [DONE]\n\n"
