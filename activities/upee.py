@@ -143,6 +143,10 @@ class UPEEActivities:
                                    {"phase": phase, "status": "completed", "refinement": data.refinement,
                                     "duration_ms": record["duration_ms"], "summary": record.get("summary")})
 
+    async def _answer_text(self, data: PhaseInput) -> str:
+        async with self.session_factory() as session:
+            return await chat.get_message_content(session, uuid.UUID(data.assistant_message_id)) or ""
+
     async def _announce(self, data: PhaseInput, phase: str) -> None:
         await publish(self.session_factory, uuid.UUID(data.request_id), "thinking",
                       {"phase": phase, "status": "started", "refinement": data.refinement})
@@ -200,8 +204,8 @@ class UPEEActivities:
     async def understand(self, data: PhaseInput) -> UnderstandResult:
         """Classify the request: intent, entities, and whether worker agents are needed."""
         started = time.monotonic()
-        await self._announce(data, "understand")
-        history = await self._history(data, STRUCTURED_MAX_TOKENS)
+        _, history = await asyncio.gather(self._announce(data, "understand"),
+                                          self._history(data, STRUCTURED_MAX_TOKENS))
         understanding, usage, fallback = await self._ask_structured(
             data, "understand", understand_messages(history), Understanding, Understanding(intent="unknown"))
 
@@ -217,9 +221,10 @@ class UPEEActivities:
     async def plan(self, data: PhaseInput) -> PlanResult:
         """Plan the steps of the answer from the conversation and the understanding."""
         started = time.monotonic()
-        await self._announce(data, "plan")
-        history = await self._history(data, STRUCTURED_MAX_TOKENS)
-        understanding = (await self._phases(data.request_id)).get("understand", {}).get("result", {})
+        _, history, phases = await asyncio.gather(self._announce(data, "plan"),
+                                                  self._history(data, STRUCTURED_MAX_TOKENS),
+                                                  self._phases(data.request_id))
+        understanding = phases.get("understand", {}).get("result", {})
         plan, usage, fallback = await self._ask_structured(
             data, "plan", plan_messages(history, understanding), Plan, Plan(steps=[]))
 
@@ -236,12 +241,12 @@ class UPEEActivities:
         """Generate the answer, streaming it to the turn's events, and store it as the assistant message."""
         started = time.monotonic()
         request_id = uuid.UUID(data.request_id)
-        await self._announce(data, "execute")
+        # Only the announcement writes; the request is built from reads, so the two can overlap.
+        _, request = await asyncio.gather(self._announce(data, "execute"), self._answer_request(data))
         if activity.info().attempt > 1 or data.refinement > 0:
             # The answer streamed so far (by a failed attempt or before a refinement) is replaced.
             reason = "retry" if activity.info().attempt > 1 else "refinement"
             await publish(self.session_factory, request_id, "reset", {"answer": data.refinement, "reason": reason})
-        request = await self._answer_request(data)
 
         relay = ContentRelay(self.session_factory, request_id, data.refinement)
         parts: list[str] = []
@@ -323,9 +328,7 @@ class UPEEActivities:
     async def evaluate(self, data: PhaseInput) -> EvaluateResult:
         """Score the stored answer from 0 to 1."""
         started = time.monotonic()
-        await self._announce(data, "evaluate")
-        async with self.session_factory() as session:
-            answer = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id)) or ""
+        _, answer = await asyncio.gather(self._announce(data, "evaluate"), self._answer_text(data))
         history = await self._history(data, STRUCTURED_MAX_TOKENS + estimate_tokens(answer))
         # Without a usable score the answer is kept as it is rather than refined blindly.
         evaluation, usage, fallback = await self._ask_structured(

@@ -14,10 +14,12 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import ServerSentEvent
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -29,11 +31,14 @@ from db.run_events import FINAL_EVENT, NOTIFY_CHANNEL, StoredEvent, has_final_ev
 
 logger = logging.getLogger(__name__)
 
+ResultT = TypeVar("ResultT")
+
 # Covers a missed notification (for example while the LISTEN connection reconnects).
 POLL_INTERVAL_SECONDS = 1.0
 # After this long with no event, the stream asks Temporal whether the run still exists.
 LIVENESS_CHECK_SECONDS = 10.0
 RECONNECT_DELAY_SECONDS = 1.0
+DATABASE_OUTAGE_SECONDS = 60.0
 MAX_RECONNECT_DELAY_SECONDS = 30.0
 
 
@@ -125,6 +130,34 @@ async def _run_is_closed(client: Client, workflow_id: str) -> bool:
     return description.status not in (None, WorkflowExecutionStatus.RUNNING)
 
 
+async def _read_through_outage(
+    session_factory: async_sessionmaker[AsyncSession],
+    read: Callable[[AsyncSession], Awaitable[ResultT]],
+    request_id: uuid.UUID,
+) -> ResultT:
+    """Run `read` in a session, waiting out a PostgreSQL outage of up to a minute instead of dropping the client."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DATABASE_OUTAGE_SECONDS
+    delay = 0.2
+    while True:
+        try:
+            async with session_factory() as session:
+                return await read(session)
+        except (OSError, SQLAlchemyError, asyncpg.PostgresError) as error:
+            if loop.time() + delay > deadline:
+                raise
+            logger.warning("reading events of run %s failed, retrying in %.1f s: %s", request_id, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _final_and_next(
+    session: AsyncSession, request_id: uuid.UUID, after_id: int
+) -> tuple[bool, list[StoredEvent]]:
+    """Return whether the run has its `done` event, and the events after `after_id`."""
+    return await has_final_event(session, request_id), await read_events(session, request_id, after_id)
+
+
 async def stream_events(
     *,
     hub: EventHub,
@@ -139,15 +172,15 @@ async def stream_events(
     idle_seconds = 0.0
     try:
         if after_id > 0:
-            async with session_factory() as session:
-                if await has_final_event(session, request_id) and not await read_events(
-                        session, request_id, after_id, limit=1):
-                    # The client already has every event up to `done`.
-                    return
+            finished, rest = await _read_through_outage(session_factory, lambda session: _final_and_next(
+                session, request_id, after_id), request_id)
+            if finished and not rest:
+                # The client already has every event up to `done`.
+                return
         while True:
             waiter.clear()
-            async with session_factory() as session:
-                events = await read_events(session, request_id, after_id)
+            events = await _read_through_outage(
+                session_factory, lambda session: read_events(session, request_id, after_id), request_id)
             for event in events:
                 after_id = event.id
                 if event.event == "thinking" and not show_thinking:
@@ -167,9 +200,8 @@ async def stream_events(
                 idle_seconds = 0.0
                 if await _run_is_closed(client, f"upee-{request_id}"):
                     # The run ended without closing its stream (terminated from the Temporal UI, say).
-                    async with session_factory() as session:
-                        events = await read_events(session, request_id, after_id)
-                        finished = await has_final_event(session, request_id)
+                    finished, events = await _read_through_outage(
+                        session_factory, lambda session: _final_and_next(session, request_id, after_id), request_id)
                     if not events and finished:
                         return
                     if not events:

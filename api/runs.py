@@ -65,7 +65,11 @@ async def _workflow_state(client: Client, workflow_id: str) -> tuple[str | None,
 
 async def run_status(client: Client, upee: UPEESession, answer: Message | None) -> RunStatus:
     """Combine Temporal's view of the run with the phases and answer stored in PostgreSQL."""
-    status, progress = await _workflow_state(client, f"upee-{upee.request_id}")
+    # The session's status is final once the turn's last activity has run, a moment before the
+    # workflow closes; Temporal is asked only while it says running, which also catches terminated runs.
+    status, progress = upee.status, None
+    if status == "running":
+        status, progress = await _workflow_state(client, f"upee-{upee.request_id}")
     if status is None:
         status = MESSAGE_STATUSES.get(answer.status, "failed") if answer is not None else "failed"
     phases = upee.phases_data or {}

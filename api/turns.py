@@ -108,7 +108,7 @@ async def start_turn(state: AppState, user: User, body: ChatRequest) -> StartedT
         request_id=str(request_id), conversation_id=str(conversation_id), user_message_id=str(user_message_id),
         assistant_message_id=str(assistant_message_id), model=model, temperature=body.temperature,
         quality_threshold=settings.quality_threshold, max_refinements=settings.max_refinements,
-        history_messages=settings.history_messages,
+        history_messages=settings.history_messages, wait_for_earlier_turns=bool(running),
     )
     try:
         handle = await state.temporal.start_workflow(

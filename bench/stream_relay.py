@@ -45,6 +45,8 @@ from devstack.process import free_port  # noqa: E402
 from devstack.temporal import TemporalDevServer  # noqa: E402
 
 LATENCY_INTERVAL = 0.010
+OURS = "PostgreSQL NOTIFY (this project)"
+REFERENCE = "workflow_streams (reference)"
 
 Publisher = Callable[[str], None]
 
@@ -159,6 +161,29 @@ async def workflow_streams_path(client: Client, task_queue: str, count: int, int
     return await measure(publish_all, receive_all, count, interval)
 
 
+async def compare_paths(database_url: str, temporal_address: str, tokens: int) -> dict[str, dict[str, float]]:
+    """Measure both relay paths on running servers; return p50, p99 and throughput by path name."""
+    client = await Client.connect(temporal_address)
+    task_queue = f"relay-{uuid.uuid4().hex[:8]}"
+    results = {}
+    async with Worker(client, task_queue=task_queue, workflows=[RelayReferenceWorkflow],
+                      workflow_runner=UnsandboxedWorkflowRunner()):
+        for name, path in [
+            (OURS, lambda n, pause: postgres_path(database_url, client, n, pause)),
+            (REFERENCE, lambda n, pause: workflow_streams_path(client, task_queue, n, pause)),
+        ]:
+            sent, received, _ = await path(tokens, LATENCY_INTERVAL)
+            _, _, throughput = await path(tokens * 5, 0.0)
+            results[name] = summarise(name, sent, received, throughput)
+    return results
+
+
+async def relay_latencies(database_url: str, temporal_address: str, tokens: int) -> tuple[float, float]:
+    """Return the p50 relay latency in ms of this project's path and of workflow_streams."""
+    results = await compare_paths(database_url, temporal_address, tokens)
+    return results[OURS]["p50"], results[REFERENCE]["p50"]
+
+
 async def run(tokens: int) -> None:
     state = Path(tempfile.mkdtemp(prefix="paf-relay-"))
     state.chmod(0o755)
@@ -170,22 +195,11 @@ async def run(tokens: int) -> None:
         await asyncio.to_thread(migrate.upgrade, database_url)
         temporal = TemporalDevServer(log_path=state / "temporal.log", port=free_port(), ui_port=None)
         processes.append(temporal.start())
-        client = await Client.connect(temporal.address)
-        task_queue = f"relay-{uuid.uuid4().hex[:8]}"
-        async with Worker(client, task_queue=task_queue, workflows=[RelayReferenceWorkflow],
-                          workflow_runner=UnsandboxedWorkflowRunner()):
-            print(f"{tokens} tokens; latency run publishes every {LATENCY_INTERVAL * 1000:.0f} ms")
-            results = {}
-            for name, path in [
-                ("PostgreSQL NOTIFY (this project)", lambda n, pause: postgres_path(database_url, client, n, pause)),
-                ("workflow_streams (reference)", lambda n, pause: workflow_streams_path(client, task_queue, n, pause)),
-            ]:
-                sent, received, _ = await path(tokens, LATENCY_INTERVAL)
-                _, _, throughput = await path(tokens * 5, 0.0)
-                results[name] = summarise(name, sent, received, throughput)
-            ours, reference = results.values()
-            print(f"ratio to reference: p50 latency {ours['p50'] / reference['p50']:.3f}, "
-                  f"throughput {ours['throughput'] / reference['throughput']:.2f}")
+        print(f"{tokens} tokens; latency run publishes every {LATENCY_INTERVAL * 1000:.0f} ms")
+        results = await compare_paths(database_url, temporal.address, tokens)
+        ours, reference = results[OURS], results[REFERENCE]
+        print(f"ratio to reference: p50 latency {ours['p50'] / reference['p50']:.3f}, "
+              f"throughput {ours['throughput'] / reference['throughput']:.2f}")
     finally:
         for process in reversed(processes):
             process.stop()

@@ -50,6 +50,7 @@ class ManagedProcess:
     cwd: Path | None = None
     user: str | None = None
     stop_timeout: float = 10.0
+    stop_signal: int = signal.SIGTERM
     popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -91,11 +92,11 @@ class ManagedProcess:
             f"{self.name} not ready after {timeout:.0f} s; last lines of {self.log_path}:\n{tail(self.log_path)}"
         )
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
         try:
-            os.killpg(self.popen.pid, sig)
+            os.killpg(self.popen.pid, self.stop_signal)
         except ProcessLookupError:
             return
         try:

@@ -19,6 +19,7 @@ TUNING_FLAGS = (
     "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
     "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
     "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
 )
 
 

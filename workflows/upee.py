@@ -91,14 +91,15 @@ class UPEEWorkflow:
 
     async def _run_phases(self, data: UPEEInput) -> UPEEResult:
         assert self._progress is not None
-        self._progress.phase = "queued"
-        await workflow.execute_activity(
-            "upee_wait_turn",
-            WaitInput(request_id=data.request_id, conversation_id=data.conversation_id),
-            start_to_close_timeout=QUEUE_TIMEOUT,
-            heartbeat_timeout=PHASE_HEARTBEAT_TIMEOUT,
-            retry_policy=PHASE_RETRY_POLICY,
-        )
+        if data.wait_for_earlier_turns:
+            self._progress.phase = "queued"
+            await workflow.execute_activity(
+                "upee_wait_turn",
+                WaitInput(request_id=data.request_id, conversation_id=data.conversation_id),
+                start_to_close_timeout=QUEUE_TIMEOUT,
+                heartbeat_timeout=PHASE_HEARTBEAT_TIMEOUT,
+                retry_policy=PHASE_RETRY_POLICY,
+            )
         understood: UnderstandResult = await self._phase("understand", "upee_understand", data, 0)
         assert self._progress is not None
         self._progress.intent = understood.intent

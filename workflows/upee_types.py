@@ -23,6 +23,8 @@ class UPEEInput:
     quality_threshold: float = 0.5
     max_refinements: int = 1
     history_messages: int = 20
+    # Whether earlier turns of the conversation were running when this one arrived.
+    wait_for_earlier_turns: bool = True
 
 
 @dataclass

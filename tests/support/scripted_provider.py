@@ -64,7 +64,10 @@ class CallRecord:
     protocol: str
     body: dict[str, Any]
     started: float
+    first_token_sent: float | None = None
     last_token_sent: float | None = None
+    # Send time of every token, in order.
+    token_times: list[float] = field(default_factory=list)
     finished: float | None = None
 
 
@@ -133,8 +136,12 @@ class ScriptedProvider:
         for token in self.script.answer_tokens:
             if self.script.token_delay:
                 await asyncio.sleep(self.script.token_delay)
+            now = time.monotonic()
+            if record.first_token_sent is None:
+                record.first_token_sent = now
+            record.token_times.append(now)
             yield token
-            record.last_token_sent = time.monotonic()
+            record.last_token_sent = now
 
     async def _models(self, _request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "tests"}]})

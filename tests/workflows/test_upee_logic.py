@@ -89,7 +89,8 @@ async def environment() -> AsyncIterator[WorkflowEnvironment]:
 def turn_input(max_refinements: int = 1) -> UPEEInput:
     return UPEEInput(request_id=str(uuid.uuid4()), conversation_id=str(uuid.uuid4()),
                      user_message_id=str(uuid.uuid4()), assistant_message_id=str(uuid.uuid4()),
-                     model="scripted", quality_threshold=0.5, max_refinements=max_refinements)
+                     model="scripted", quality_threshold=0.5, max_refinements=max_refinements,
+                     wait_for_earlier_turns=True)
 
 
 async def run_turn(environment: WorkflowEnvironment, doubles: PhaseDoubles, data: UPEEInput):  # type: ignore[no-untyped-def]
