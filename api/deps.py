@@ -51,7 +51,7 @@ UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="paf", X-API-Key'}
 
 
 async def get_current_user(
-    session: SessionDep,
+    state: StateDep,
     header_key: Annotated[str | None, Depends(api_key_header)],
     bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
@@ -60,7 +60,10 @@ async def get_current_user(
     if not presented:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Missing API key: send X-API-Key or Authorization: Bearer",
                             headers=UNAUTHORIZED_HEADERS)
-    user = await verify_api_key(session, presented)
+    # A session of its own, returned at once: a dependency's session would stay checked out
+    # until a streamed response ends, and a hundred open streams would drain the pool.
+    async with state.session_factory() as session:
+        user = await verify_api_key(session, presented)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid, expired or revoked API key",
                             headers=UNAUTHORIZED_HEADERS)
