@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from db.models import Conversation, FlexEvent, Message, RunEvent, UPEESession
 
@@ -125,6 +126,11 @@ async def delete_conversation(session: AsyncSession, conversation_id: uuid.UUID)
     await session.execute(delete(Conversation).where(Conversation.id == conversation_id))
 
 
+# Rows read beyond `limit` so that turn ordering still has every message it needs. NOTE: a
+# conversation with more queued turns than this could miss the oldest of them in its history.
+HISTORY_SLACK = 50
+
+
 async def load_history(
     session: AsyncSession,
     conversation_id: uuid.UUID,
@@ -135,24 +141,32 @@ async def load_history(
     """Return the last `limit` completed or cancelled messages up to turn `request_id`, oldest first.
 
     Messages still streaming or failed are left out, and so are the answer
-    being written and the messages of turns queued after `request_id`.
+    being written and the messages of turns queued after `request_id`. Only
+    the newest messages are read, through an index, so a long conversation
+    costs what a short one does.
     """
-    turn_time, role_rank = _turn_order()
+    newest = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.created_at.desc())
+        .limit(limit + HISTORY_SLACK)
+        .subquery()
+    )
+    recent = aliased(Message, newest)
+    turn_time = func.coalesce(UPEESession.created_at, recent.created_at)
+    role_rank = case((recent.role == "assistant", 1), else_=0)
     query = (
-        select(Message.role, Message.content)
-        .outerjoin(UPEESession, UPEESession.request_id == Message.request_id)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.status.in_(("completed", "cancelled")),
-        )
-        .order_by(turn_time.desc(), role_rank.desc(), Message.created_at.desc(), Message.id.desc())
+        select(recent.role, recent.content)
+        .outerjoin(UPEESession, UPEESession.request_id == recent.request_id)
+        .where(recent.status.in_(("completed", "cancelled")))
+        .order_by(turn_time.desc(), role_rank.desc(), recent.created_at.desc(), recent.id.desc())
         .limit(limit)
     )
     if request_id is not None:
         current = select(UPEESession.created_at).where(UPEESession.request_id == request_id).scalar_subquery()
         query = query.where(turn_time <= current)
     if exclude_message_id is not None:
-        query = query.where(Message.id != exclude_message_id)
+        query = query.where(recent.id != exclude_message_id)
     rows = (await session.execute(query)).all()
     return [HistoryMessage(role=row.role, content=row.content) for row in reversed(rows)]
 

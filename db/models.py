@@ -108,6 +108,8 @@ class Message(Base):
     __table_args__ = (
         CheckConstraint(_one_of("role", MESSAGE_ROLES), name="role"),
         CheckConstraint(_one_of("status", MESSAGE_STATUSES), name="status"),
+        # Reads the newest messages of a long conversation without sorting all of them.
+        Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import httpx
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from activities.prompts import CUT_MARKER, fit_history
 from db.chat import HistoryMessage
@@ -68,3 +70,35 @@ async def test_message_too_long_for_model_is_413(http: httpx.AsyncClient, caller
 
     assert response.status_code == 413
     assert "scripted-small" in response.json()["detail"]
+
+
+async def test_ten_thousand_messages_stay_out_of_history(
+    http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider, temporal_client: Client,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    provider.reset()
+    short = await collect_stream(http, caller.headers, {"message": "short one"})
+    async with session_factory.begin() as session:
+        conversation = Conversation(id=uuid.uuid4(), user_id=caller.user_id, title="very long")
+        session.add(conversation)
+        await session.flush()
+        await session.execute(insert(Message), [
+            {"conversation_id": conversation.id, "role": "user" if index % 2 == 0 else "assistant",
+             "content": f"message {index} " + "z" * 200}
+            for index in range(10_000)
+        ])
+    provider.reset()
+
+    long = await collect_stream(http, caller.headers, {"message": "long one", "conversation_id": str(conversation.id)})
+
+    assert long[-2].event == "complete"
+    answer_call = next(c for c in provider.calls if c.body.get("stream"))
+    assert len(answer_call.body["messages"]) <= 1 + 20
+    histories = []
+    for events in (short, long):
+        history = await temporal_client.get_workflow_handle(f"upee-{events[0].data['request_id']}").fetch_history()
+        histories.append(history)
+    short_size, long_size = (len(h.to_json()) for h in histories)
+    # Event batching varies from run to run; nothing may scale with the conversation.
+    assert long_size < short_size * 1.3
+    assert "message 9999" not in histories[1].to_json()
