@@ -35,7 +35,7 @@ ResultT = TypeVar("ResultT")
 
 # Covers a missed notification (for example while the LISTEN connection reconnects).
 POLL_INTERVAL_SECONDS = 1.0
-# After this long with no event, the stream asks Temporal whether the run still exists.
+# After this long with no event, the stream queries Temporal for whether the run still exists.
 LIVENESS_CHECK_SECONDS = 10.0
 RECONNECT_DELAY_SECONDS = 1.0
 DATABASE_OUTAGE_SECONDS = 60.0

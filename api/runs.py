@@ -66,7 +66,7 @@ async def _workflow_state(client: Client, workflow_id: str) -> tuple[str | None,
 async def run_status(client: Client, upee: UPEESession, answer: Message | None) -> RunStatus:
     """Combine Temporal's view of the run with the phases and answer stored in PostgreSQL."""
     # The session's status is final once the turn's last activity has run, a moment before the
-    # workflow closes; Temporal is asked only while it says running, which also catches terminated runs.
+    # workflow closes. Temporal is queried only while the session is running, which also catches terminated runs.
     status, progress = upee.status, None
     if status == "running":
         status, progress = await _workflow_state(client, f"upee-{upee.request_id}")
