@@ -7,9 +7,13 @@ import json
 import uuid
 
 import httpx
+import uvicorn
 from httpx_sse import aconnect_sse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.app import create_app
+from devstack.process import free_port
+from settings import Settings
 from tests.conftest import Caller, make_caller
 from tests.helpers import ReceivedEvent, collect_stream, wait_for
 from tests.support.scripted_provider import Failure, Script, ScriptedProvider
@@ -135,3 +139,34 @@ async def test_other_users_run_is_404(
     assert status.status_code == 404
     assert stream.status_code == 404
     assert unknown.status_code == 404
+
+
+async def test_reconnect_to_other_api_process(
+    http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider, settings: Settings
+) -> None:
+    script = provider.reset(Script(answer_tokens=[f" o{i}" for i in range(30)], token_delay=0.03))
+    other_port = free_port()
+    other = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=other_port,
+                                          log_level="warning"))
+    serving = asyncio.create_task(other.serve())
+    try:
+        while not other.started:
+            await asyncio.sleep(0.02)
+        first_part: list[ReceivedEvent] = []
+        async with aconnect_sse(http, "POST", "/api/chat/stream", json={"message": QUESTION},
+                                headers=caller.headers) as source:
+            async for sse in source.aiter_sse():
+                first_part.append(ReceivedEvent(sse.id, sse.event, json.loads(sse.data), 0.0))
+                if sum(1 for e in first_part if e.event == "content") == 2:
+                    break
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{other_port}", timeout=60) as other_http:
+            rest = await read_run_stream(other_http, caller, first_part[0].data["request_id"],
+                                         last_event_id=first_part[-1].id)
+    finally:
+        other.should_exit = True
+        await serving
+
+    ids = [int(e.id) for e in first_part + rest]
+    assert ids == sorted(set(ids))
+    assert "".join(e.data["delta"] for e in first_part + rest if e.event == "content") == "".join(
+        script.answer_tokens)
