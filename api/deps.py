@@ -51,6 +51,7 @@ UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="paf", X-API-Key'}
 
 
 async def get_current_user(
+    request: Request,
     state: StateDep,
     header_key: Annotated[str | None, Depends(api_key_header)],
     bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -63,10 +64,12 @@ async def get_current_user(
     # A session of its own, returned at once: a dependency's session would stay checked out
     # until a streamed response ends, and a hundred open streams would drain the pool.
     async with state.session_factory() as session:
-        user = await verify_api_key(session, presented)
-    if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid, expired or revoked API key",
+        verified = await verify_api_key(session, presented)
+    if verified is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "Invalid, expired or revoked API key; create a new one with `paf keys create`",
                             headers=UNAUTHORIZED_HEADERS)
+    user, request.state.key_scope = verified
     return user
 
 

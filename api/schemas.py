@@ -143,6 +143,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return."""
     descriptions = {
         401: "Missing, invalid, expired or revoked API key",
+        403: "The caller's role or key scope lacks the permission",
         404: "Not found, or owned by another user",
         409: "The run has already ended",
         413: "Message or body too large",

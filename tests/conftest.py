@@ -176,11 +176,14 @@ class Caller:
         return {"X-API-Key": self.api_key}
 
 
-async def make_caller(session_factory: async_sessionmaker[AsyncSession]) -> Caller:
+async def make_caller(
+    session_factory: async_sessionmaker[AsyncSession], role: str = "user", scope: list[str] | None = None
+) -> Caller:
     name = f"user-{uuid.uuid4().hex[:12]}"
     async with session_factory.begin() as session:
-        user = await create_user(session, username=name, email=f"{name}@example.com", password="a-long-password")
-        issued = await create_api_key(session, user.id, "tests")
+        user = await create_user(session, username=name, email=f"{name}@example.com", password="a-long-password",
+                                 role=role)
+        issued = await create_api_key(session, user.id, "tests", permissions=scope)
     return Caller(user_id=user.id, api_key=issued.plaintext)
 
 

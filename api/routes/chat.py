@@ -13,8 +13,9 @@ from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from api.deps import CurrentUser, SessionDep, StateDep
+from api.deps import SessionDep, StateDep
 from api.events import cancel_on_disconnect, stream_events
+from api.permissions import ConversationReader, ConversationWriter
 from api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -31,7 +32,7 @@ from llm.types import ProviderError
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/chat", tags=["chat"], responses=error_responses(401))
+router = APIRouter(prefix="/api/chat", tags=["chat"], responses=error_responses(401, 403))
 
 SSE_PING_SECONDS = 15
 MODEL_CHECK_TIMEOUT_SECONDS = 3.0
@@ -40,7 +41,7 @@ MAX_OFFSET = 10_000_000
 
 
 @router.post("/stream", response_class=EventSourceResponse, responses=error_responses(404, 413, 503))
-async def stream_chat(body: ChatRequest, state: StateDep, user: CurrentUser) -> EventSourceResponse:
+async def stream_chat(body: ChatRequest, state: StateDep, user: ConversationWriter) -> EventSourceResponse:
     """Start a chat turn and stream its events (SSE); the turn goes on if the client leaves."""
     turn = await start_turn(state, user, body)
     events = stream_events(hub=state.hub, session_factory=state.session_factory, client=state.temporal,
@@ -51,7 +52,7 @@ async def stream_chat(body: ChatRequest, state: StateDep, user: CurrentUser) -> 
 
 
 @router.post("", response_model=ChatResponse, responses=error_responses(404, 413, 502, 503, 504))
-async def create_chat(body: ChatRequest, state: StateDep, user: CurrentUser, session: SessionDep) -> ChatResponse:
+async def create_chat(body: ChatRequest, state: StateDep, user: ConversationWriter, session: SessionDep) -> ChatResponse:
     """Run a chat turn and return the answer once it is complete."""
     turn = await start_turn(state, user, body)
     try:
@@ -76,7 +77,7 @@ async def create_chat(body: ChatRequest, state: StateDep, user: CurrentUser, ses
 
 @router.get("/conversations", response_model=Page[ConversationOut])
 async def list_conversations(
-    user: CurrentUser,
+    user: ConversationReader,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -88,7 +89,7 @@ async def list_conversations(
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationDetail, responses=error_responses(404))
-async def get_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> ConversationDetail:
+async def get_conversation(conversation_id: uuid.UUID, user: ConversationReader, session: SessionDep) -> ConversationDetail:
     """Return one of the caller's conversations with its messages."""
     conversation = await chat.get_owned_conversation(session, conversation_id, user.id)
     messages = [MessageOut.model_validate(row) for row in await chat.list_messages(session, conversation_id)]
@@ -98,7 +99,7 @@ async def get_conversation(conversation_id: uuid.UUID, user: CurrentUser, sessio
 
 @router.delete("/conversations/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses=error_responses(404))
-async def delete_conversation(conversation_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_conversation(conversation_id: uuid.UUID, user: ConversationWriter, session: SessionDep) -> Response:
     """Delete one of the caller's conversations with its messages and sessions."""
     await chat.get_owned_conversation(session, conversation_id, user.id)
     await chat.delete_conversation(session, conversation_id)
@@ -107,7 +108,7 @@ async def delete_conversation(conversation_id: uuid.UUID, user: CurrentUser, ses
 
 
 @router.get("/models", response_model=list[ModelStatus])
-async def list_models(state: StateDep, _user: CurrentUser) -> list[ModelStatus]:
+async def list_models(state: StateDep, _user: ConversationReader) -> list[ModelStatus]:
     """List the configured models and whether each one responds right now."""
     settings = state.settings
 

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import text
 
 from api.deps import StateDep
+from api.permissions import public
 from api.schemas import CheckResult, HealthOut
 
-router = APIRouter(prefix="/api", tags=["health"])
+router = APIRouter(prefix="/api", tags=["health"], dependencies=[public()])
 
 CHECK_TIMEOUT_SECONDS = 3.0
 

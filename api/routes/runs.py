@@ -8,19 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from sse_starlette import EventSourceResponse
 
-from api.deps import CurrentUser, SessionDep, StateDep
+from api.deps import SessionDep, StateDep
 from api.events import stream_events
+from api.permissions import ConversationReader, ConversationWriter
 from api.runs import cancel_run, run_status
 from api.schemas import CancelOut, RunStatus, error_responses
 from db import chat
 
-router = APIRouter(prefix="/api/chat/runs", tags=["runs"], responses=error_responses(401, 404))
+router = APIRouter(prefix="/api/chat/runs", tags=["runs"], responses=error_responses(401, 403, 404))
 
 SSE_PING_SECONDS = 15
 
 
 @router.get("/{request_id}", response_model=RunStatus)
-async def get_run(request_id: uuid.UUID, state: StateDep, user: CurrentUser, session: SessionDep) -> RunStatus:
+async def get_run(request_id: uuid.UUID, state: StateDep, user: ConversationReader, session: SessionDep) -> RunStatus:
     """Return a turn's status, current phase, timings and usage."""
     upee = await chat.get_owned_session(session, request_id, user.id)
     answer = await chat.get_turn_answer(session, request_id)
@@ -31,7 +32,7 @@ async def get_run(request_id: uuid.UUID, state: StateDep, user: CurrentUser, ses
 async def stream_run(
     request_id: uuid.UUID,
     state: StateDep,
-    user: CurrentUser,
+    user: ConversationReader,
     session: SessionDep,
     last_event_id: Annotated[int | None, Header(ge=0, description="Resume after this event id")] = None,
     after: Annotated[int | None, Query(ge=0, description="Resume after this event id (when no header is sent)")] = None,
@@ -48,7 +49,7 @@ async def stream_run(
 
 @router.post("/{request_id}/cancel", response_model=CancelOut, status_code=status.HTTP_202_ACCEPTED,
              responses=error_responses(409))
-async def cancel(request_id: uuid.UUID, state: StateDep, user: CurrentUser, session: SessionDep) -> CancelOut:
+async def cancel(request_id: uuid.UUID, state: StateDep, user: ConversationWriter, session: SessionDep) -> CancelOut:
     """Cancel a running turn; its partial answer is kept and marked cancelled."""
     upee = await chat.get_owned_session(session, request_id, user.id)
     await session.close()

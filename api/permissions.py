@@ -1,0 +1,77 @@
+"""Roles, permissions and the per-route permission check.
+
+Every route declares what it needs with `requires(...)` or `public()`; a test
+walks the app's routes and fails on any that declares neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+
+from api.deps import get_current_user
+from db.models import User
+
+
+class Permission(StrEnum):
+    READ_CONVERSATIONS = "read_conversations"
+    WRITE_CONVERSATIONS = "write_conversations"
+    MANAGE_USERS = "manage_users"
+    MANAGE_WORKERS = "manage_workers"
+    MANAGE_PLUGINS = "manage_plugins"
+    ADMIN_ACCESS = "admin_access"
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "admin": frozenset(Permission),
+    "developer": frozenset({Permission.READ_CONVERSATIONS, Permission.WRITE_CONVERSATIONS,
+                           Permission.MANAGE_WORKERS, Permission.MANAGE_PLUGINS}),
+    "user": frozenset({Permission.READ_CONVERSATIONS, Permission.WRITE_CONVERSATIONS}),
+    "readonly": frozenset({Permission.READ_CONVERSATIONS}),
+}
+
+# The attribute that marks a dependency as a route's access declaration.
+ACCESS_MARKER = "paf_access"
+
+
+def granted(user: User, key_scope: list[str] | None) -> frozenset[Permission]:
+    """Return what the caller may do: the role's permissions, narrowed to the key's scope when it has one."""
+    allowed = ROLE_PERMISSIONS.get(user.role, frozenset())
+    if key_scope:
+        allowed = allowed & {Permission(name) for name in key_scope if name in Permission.__members__.values()}
+    return allowed
+
+
+def requires(permission: Permission) -> Any:
+    """Declare that a route needs `permission`; answers 403 for a caller without it."""
+
+    async def check(request: Request, user: Annotated[User, Depends(get_current_user)]) -> User:
+        allowed = granted(user, getattr(request.state, "key_scope", None))
+        if permission not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"permission {permission.value} is required; this key grants: {names}",
+            )
+        return user
+
+    setattr(check, ACCESS_MARKER, permission.value)
+    return Depends(check)
+
+
+def public() -> Any:
+    """Declare that a route needs no credentials."""
+
+    async def allow() -> None:
+        return None
+
+    marked: Callable[[], Awaitable[None]] = allow
+    setattr(marked, ACCESS_MARKER, "public")
+    return Depends(marked)
+
+
+ConversationReader = Annotated[User, requires(Permission.READ_CONVERSATIONS)]
+ConversationWriter = Annotated[User, requires(Permission.WRITE_CONVERSATIONS)]
