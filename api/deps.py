@@ -69,7 +69,9 @@ async def get_current_user(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "Invalid, expired or revoked API key; create a new one with `paf keys create`",
                             headers=UNAUTHORIZED_HEADERS)
-    user, request.state.key_scope = verified
+    user, key = verified
+    request.state.key_scope = list(key.permissions or [])
+    request.state.key_id = key.id
     return user
 
 

@@ -147,6 +147,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or owned by another user",
         409: "The run has already ended",
         413: "Message or body too large",
+        429: "Too many chat turns started; see Retry-After",
         502: "The turn failed",
         503: "A dependency is unavailable",
         504: "The turn is still running",

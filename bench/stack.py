@@ -59,6 +59,9 @@ async def bench_stack() -> AsyncIterator[BenchStack]:
             "DATABASE_URL": database_url,
             "PAF_TEMPORAL_ADDRESS": temporal.address,
             "PAF_LOG_LEVEL": "WARNING",
+            # The benchmarks start hundreds of turns as one user; limits would turn them away.
+            "PAF_CHAT_TURNS_PER_MINUTE_PER_USER": "0",
+            "PAF_CHAT_TURNS_PER_MINUTE_PER_KEY": "0",
             "PAF_MODELS": json.dumps([{"name": "scripted", "provider": "openai",
                                        "base_url": provider.openai_url, "api_key": "bench"}]),
         }

@@ -267,3 +267,13 @@ class RunEvent(Base):
     event: Mapped[str] = mapped_column(String(30), nullable=False)
     data: Mapped[dict[str, Any]] = _json()
     created_at: Mapped[datetime] = _created_at()
+
+
+class RateLimitCounter(Base):
+    """Requests counted in the current fixed window, per limited subject (a user or an API key)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -97,8 +97,8 @@ def parse_api_key(presented: str) -> tuple[uuid.UUID, str] | None:
         return None
 
 
-async def verify_api_key(session: AsyncSession, presented: str) -> tuple[User, list[str]] | None:
-    """Return the active owner of a valid, unexpired key and the key's permission scope, else None.
+async def verify_api_key(session: AsyncSession, presented: str) -> tuple[User, APIKey] | None:
+    """Return the active owner of a valid, unexpired key, and the key, else None.
 
     One primary-key lookup and a constant-time comparison, so the cost does not
     grow with the number of keys stored.
@@ -125,4 +125,4 @@ async def verify_api_key(session: AsyncSession, presented: str) -> tuple[User, l
     if key.last_used is None or now - key.last_used > LAST_USED_RESOLUTION:
         await session.execute(update(APIKey).where(APIKey.id == key.id).values(last_used=now))
         await session.commit()
-    return user, list(key.permissions or [])
+    return user, key

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     quality_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     max_refinements: int = Field(default=1, ge=0, le=5)
     chat_wait_seconds: float = Field(default=300.0, gt=0)
+    # Chat turns a user, and separately one API key, may start per minute; 0 turns a limit off.
+    chat_turns_per_minute_per_user: int = Field(default=60, ge=0)
+    chat_turns_per_minute_per_key: int = Field(default=60, ge=0)
     # How long a finished turn's events stay available to resuming clients.
     run_events_retention_seconds: float = Field(default=86_400.0, gt=0)
 

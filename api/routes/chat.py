@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sse_starlette import EventSourceResponse
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from api.deps import SessionDep, StateDep
 from api.events import cancel_on_disconnect, stream_events
 from api.permissions import ConversationReader, ConversationWriter
+from api.rate_limits import check_chat_rate
 from api.schemas import (
     ChatRequest,
     ChatResponse,
@@ -40,9 +41,12 @@ MODEL_CHECK_TIMEOUT_SECONDS = 3.0
 MAX_OFFSET = 10_000_000
 
 
-@router.post("/stream", response_class=EventSourceResponse, responses=error_responses(404, 413, 503))
-async def stream_chat(body: ChatRequest, state: StateDep, user: ConversationWriter) -> EventSourceResponse:
+@router.post("/stream", response_class=EventSourceResponse, responses=error_responses(404, 413, 429, 503))
+async def stream_chat(
+    body: ChatRequest, request: Request, state: StateDep, user: ConversationWriter
+) -> EventSourceResponse:
     """Start a chat turn and stream its events (SSE); the turn goes on if the client leaves."""
+    await check_chat_rate(state, user.id, getattr(request.state, "key_id", None))
     turn = await start_turn(state, user, body)
     events = stream_events(hub=state.hub, session_factory=state.session_factory, client=state.temporal,
                            request_id=turn.request_id, show_thinking=body.show_thinking)
@@ -51,9 +55,12 @@ async def stream_chat(body: ChatRequest, state: StateDep, user: ConversationWrit
     return EventSourceResponse(events, ping=SSE_PING_SECONDS)
 
 
-@router.post("", response_model=ChatResponse, responses=error_responses(404, 413, 502, 503, 504))
-async def create_chat(body: ChatRequest, state: StateDep, user: ConversationWriter, session: SessionDep) -> ChatResponse:
+@router.post("", response_model=ChatResponse, responses=error_responses(404, 413, 429, 502, 503, 504))
+async def create_chat(
+    body: ChatRequest, request: Request, state: StateDep, user: ConversationWriter, session: SessionDep
+) -> ChatResponse:
     """Run a chat turn and return the answer once it is complete."""
+    await check_chat_rate(state, user.id, getattr(request.state, "key_id", None))
     turn = await start_turn(state, user, body)
     try:
         result = await asyncio.wait_for(turn.handle.result(), timeout=state.settings.chat_wait_seconds)
