@@ -6,14 +6,19 @@ walks the app's routes and fails on any that declares neither.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
-from api.deps import get_current_user
+from api.deps import AppState, get_current_user
+from db import audit
 from db.models import User
+
+
+logger = logging.getLogger(__name__)
 
 
 class Permission(StrEnum):
@@ -51,6 +56,14 @@ def requires(permission: Permission) -> Any:
     async def check(request: Request, user: Annotated[User, Depends(get_current_user)]) -> User:
         allowed = granted(user, getattr(request.state, "key_scope", None))
         if permission not in allowed:
+            state: AppState = request.app.state.paf
+            async with state.session_factory.begin() as session:
+                audit.record(session, "denied", {
+                    "user_id": str(user.id), "key_id": str(getattr(request.state, "key_id", "")),
+                    "permission": permission.value, "method": request.method, "path": request.url.path,
+                }, tenant_id=user.tenant_id)
+            logger.info("denied %s %s to user %s: needs %s", request.method, request.url.path, user.id,
+                        permission.value)
             names = ", ".join(sorted(allowed)) or "none"
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

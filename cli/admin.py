@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from db import audit
 from db.engine import create_engine, create_session_factory
 from db.models import USER_ROLES
 from db.users import PasswordTooLongError, UserExistsError, create_api_key, create_user, get_user_by_username
@@ -33,6 +34,8 @@ async def _create_user(args: argparse.Namespace, password: str) -> str:
         async with create_session_factory(engine).begin() as session:
             user = await create_user(session, username=args.username, email=args.email, password=password,
                                      role=args.role)
+            audit.record(session, "user_created", {"user_id": str(user.id), "username": args.username,
+                                                   "role": args.role, "via": "cli"})
             return str(user.id)
     finally:
         await engine.dispose()
@@ -47,6 +50,8 @@ async def _create_key(args: argparse.Namespace) -> str:
                 raise SystemExit(f"error: user {args.username!r} not found; create it with `paf users create`")
             expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
             issued = await create_api_key(session, user.id, args.name, expires_at=expires)
+            audit.record(session, "key_created", {"key_id": str(issued.key_id), "user_id": str(user.id),
+                                                  "name": args.name, "via": "cli"}, tenant_id=user.tenant_id)
             return issued.plaintext
     finally:
         await engine.dispose()

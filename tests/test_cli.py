@@ -8,7 +8,10 @@ import sys
 import uuid
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.models import FlexEvent
 from settings import Settings
 
 
@@ -18,7 +21,9 @@ def run_paf(settings: Settings, *args: str, stdin: str = "") -> subprocess.Compl
                           text=True, timeout=60)
 
 
-async def test_users_and_keys_create(settings: Settings, http: httpx.AsyncClient) -> None:
+async def test_users_and_keys_create(
+    settings: Settings, http: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
     name = f"ops-{uuid.uuid4().hex[:8]}"
 
     user = run_paf(settings, "users", "create", name, "--email", f"{name}@example.com", "--role", "admin",
@@ -37,6 +42,14 @@ async def test_users_and_keys_create(settings: Settings, http: httpx.AsyncClient
     assert "not found" in missing.stderr
     response = await http.get("/api/chat/conversations", headers={"X-API-Key": key.stdout.strip()})
     assert response.status_code == 200
+    async with session_factory() as session:
+        audited = (await session.scalars(select(FlexEvent.event_type).where(
+            FlexEvent.payload["username"].astext == name))).all()
+        key_events = (await session.scalars(select(FlexEvent.payload).where(
+            FlexEvent.event_type == "auth.key_created", FlexEvent.payload["name"].astext == "deploy"))).all()
+    assert audited == ["auth.user_created"]
+    assert len(key_events) == 1
+    assert key.stdout.strip().split("_", 2)[2] not in str(key_events[0])
 
 
 def test_short_password_rejected(settings: Settings) -> None:

@@ -9,10 +9,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from api.permissions import ACCESS_MARKER, ROLE_PERMISSIONS, Permission
+from db.models import FlexEvent
 from settings import Settings
 from tests.conftest import make_caller
 from tests.support.scripted_provider import Script
@@ -101,3 +103,21 @@ async def test_health_needs_no_key(http: httpx.AsyncClient) -> None:
     response = await http.get("/api/health")
 
     assert response.status_code == 200
+
+
+async def test_denied_request_is_audited(
+    http: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    caller = await make_caller(session_factory, role="readonly")
+
+    denied = await http.post("/api/chat", json={"message": "hi"}, headers=caller.headers)
+
+    assert denied.status_code == 403
+    async with session_factory() as session:
+        events = (await session.scalars(select(FlexEvent).where(
+            FlexEvent.event_type == "auth.denied",
+            FlexEvent.payload["user_id"].astext == str(caller.user_id)))).all()
+    assert len(events) == 1
+    assert events[0].payload["permission"] == "write_conversations"
+    assert events[0].payload["path"] == "/api/chat"
+    assert caller.api_key.split("_", 2)[2] not in str(events[0].payload)
