@@ -126,3 +126,19 @@ async def verify_api_key(session: AsyncSession, presented: str) -> tuple[User, A
         await session.execute(update(APIKey).where(APIKey.id == key.id).values(last_used=now))
         await session.commit()
     return user, key
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).order_by(User.created_at, User.username)))
+
+
+async def list_api_keys(session: AsyncSession, user_id: uuid.UUID) -> list[APIKey]:
+    return list(await session.scalars(select(APIKey).where(APIKey.user_id == user_id).order_by(APIKey.created_at)))
+
+
+async def revoke_api_key(session: AsyncSession, key_id: uuid.UUID) -> APIKey | None:
+    """Deactivate the key; return it, or None when no key has this id."""
+    key = await session.get(APIKey, key_id)
+    if key is not None:
+        key.is_active = False
+    return key

@@ -58,3 +58,28 @@ def test_short_password_rejected(settings: Settings) -> None:
 
     assert result.returncode == 2
     assert "at least 8" in result.stderr
+
+
+async def test_keys_list_and_revoke(settings: Settings, http: httpx.AsyncClient) -> None:
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    run_paf(settings, "users", "create", name, "--email", f"{name}@example.com", "--password-stdin",
+            stdin="correct horse battery\n")
+    key = run_paf(settings, "keys", "create", name, "--name", "laptop").stdout.strip()
+    key_id = key.split("_", 2)[1]
+
+    listed = run_paf(settings, "keys", "list", name)
+    users = run_paf(settings, "users", "list")
+    before = await http.get("/api/chat/conversations", headers={"X-API-Key": key})
+    revoked = run_paf(settings, "keys", "revoke", key_id)
+    after = await http.get("/api/chat/conversations", headers={"X-API-Key": key})
+    unknown = run_paf(settings, "keys", "revoke", uuid.uuid4().hex)
+
+    assert key_id in listed.stdout
+    assert "laptop" in listed.stdout
+    assert key.split("_", 2)[2] not in listed.stdout
+    assert name in users.stdout
+    assert before.status_code == 200
+    assert revoked.returncode == 0, revoked.stderr
+    assert after.status_code == 401
+    assert unknown.returncode == 1
+    assert "no API key" in unknown.stderr
