@@ -72,7 +72,7 @@ async def _not_found(_request: Request, error: ConversationNotFoundError | RunNo
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 before reading a body whose Content-Length is over the limit.
+    """Respond with 413 before reading a body whose Content-Length is over the limit.
 
     NOTE: a chunked body without Content-Length is not counted here; uvicorn
     still reads it whole before the route's own size checks run.

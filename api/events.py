@@ -22,10 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import ServerSentEvent
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.runs import cancel_run
+from api.runs import cancel_run, workflow_status
 from db.engine import asyncpg_dsn
 from db.run_events import FINAL_EVENT, NOTIFY_CHANNEL, StoredEvent, has_final_event, read_events
 
@@ -124,10 +124,9 @@ def to_sse(event: StoredEvent) -> ServerSentEvent:
 
 async def _run_is_closed(client: Client, workflow_id: str) -> bool:
     try:
-        description = await client.get_workflow_handle(workflow_id).describe()
+        return await workflow_status(client, workflow_id) != "running"
     except RPCError:
         return True
-    return description.status not in (None, WorkflowExecutionStatus.RUNNING)
 
 
 async def _read_through_outage(

@@ -51,7 +51,7 @@ def granted(user: User, key_scope: list[str] | None) -> frozenset[Permission]:
 
 
 def requires(permission: Permission) -> Any:
-    """Declare that a route needs `permission`; answers 403 for a caller without it."""
+    """Declare that a route needs `permission`, so a caller without it gets 403."""
 
     async def check(request: Request, user: Annotated[User, Depends(get_current_user)]) -> User:
         allowed = granted(user, getattr(request.state, "key_scope", None))

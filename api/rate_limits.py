@@ -14,7 +14,7 @@ WINDOW_SECONDS = 60
 
 
 async def check_chat_rate(state: AppState, user_id: uuid.UUID, key_id: uuid.UUID | None) -> None:
-    """Count one chat turn for the caller; answer 429 with Retry-After once a limit is exceeded."""
+    """Count one chat turn for the caller, and raise 429 with Retry-After once a limit is exceeded."""
     limits = [(f"user:{user_id}:chat", state.settings.chat_turns_per_minute_per_user, "user")]
     if key_id is not None:
         limits.append((f"key:{key_id}:chat", state.settings.chat_turns_per_minute_per_key, "API key"))

@@ -44,15 +44,20 @@ def _usage(phases: dict[str, Any]) -> dict[str, int]:
     return total
 
 
-async def _workflow_state(client: Client, workflow_id: str) -> tuple[str | None, UPEEProgress | None]:
-    handle = client.get_workflow_handle(workflow_id)
+async def workflow_status(client: Client, workflow_id: str) -> str | None:
+    """Return the run's status in this API's words, or None when Temporal no longer has the run."""
     try:
-        description = await handle.describe()
+        description = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return None, None
+            return None
         raise
-    status = WORKFLOW_STATUSES.get(description.status, "running") if description.status else "running"
+    return WORKFLOW_STATUSES.get(description.status, "running") if description.status else "running"
+
+
+async def _workflow_state(client: Client, workflow_id: str) -> tuple[str | None, UPEEProgress | None]:
+    handle = client.get_workflow_handle(workflow_id)
+    status = await workflow_status(client, workflow_id)
     progress = None
     if status == "running":
         try:

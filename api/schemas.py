@@ -24,7 +24,7 @@ class ChatRequest(BaseModel):
     show_thinking: bool = Field(default=False, description="Stream UPEE phase progress as `thinking` events")
     multitask: Literal["enqueue", "reject", "interrupt"] = Field(
         default="enqueue",
-        description="When a turn of the conversation is still running: run after it (enqueue), answer 409 "
+        description="When a turn of the conversation is still running: run after it (enqueue), respond with 409 "
                     "(reject), or cancel it and start this one (interrupt)")
     on_disconnect: Literal["continue", "cancel"] = Field(
         default="continue", description="What a disconnect of the streaming client does to the turn")

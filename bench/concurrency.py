@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
 import time
 
 import httpx
 
-from stack import bench_stack  # type: ignore[import-not-found]
+from stack import bench_stack, run_benchmark  # type: ignore[import-not-found]
 from tests.helpers import collect_stream
 from tests.support.scripted_provider import Script
 
@@ -57,9 +55,8 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=100, help="turns started together (default 100)")
     parser.add_argument("--latency", type=float, default=1.0, help="provider latency per call in seconds")
     args = parser.parse_args()
-    asyncio.run(run(args.turns, args.latency))
-    sys.stdout.flush()
-    os._exit(0)
+    run_benchmark(run(args.turns, args.latency))
+    return 0
 
 
 if __name__ == "__main__":

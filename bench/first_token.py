@@ -12,15 +12,12 @@ Usage: .venv/bin/python bench/first_token.py [--turns N] [--latency SECONDS]
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import sys
 import time
 
 import httpx
 
-from stack import bench_stack  # type: ignore[import-not-found]
+from stack import bench_stack, run_benchmark  # type: ignore[import-not-found]
 from stream_relay import relay_latencies  # type: ignore[import-not-found]
 from tests.helpers import collect_stream
 from tests.support.scripted_provider import Script
@@ -58,9 +55,8 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20, help="measured turns (default 20)")
     parser.add_argument("--latency", type=float, default=0.2, help="provider latency per call in seconds")
     args = parser.parse_args()
-    asyncio.run(run(args.turns, args.latency))
-    sys.stdout.flush()
-    os._exit(0)
+    run_benchmark(run(args.turns, args.latency))
+    return 0
 
 
 if __name__ == "__main__":

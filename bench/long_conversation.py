@@ -9,10 +9,7 @@ Usage: .venv/bin/python bench/long_conversation.py [--turns N] [--messages N]
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import sys
 import time
 import uuid
 
@@ -21,7 +18,7 @@ from sqlalchemy import insert
 
 from db.engine import create_engine, create_session_factory
 from db.models import Message
-from stack import bench_stack  # type: ignore[import-not-found]
+from stack import bench_stack, run_benchmark  # type: ignore[import-not-found]
 from tests.helpers import collect_stream
 from tests.support.scripted_provider import Script
 
@@ -68,9 +65,8 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=10, help="turns of each kind (default 10)")
     parser.add_argument("--messages", type=int, default=10_000, help="messages in the long conversation")
     args = parser.parse_args()
-    asyncio.run(run(args.turns, args.messages))
-    sys.stdout.flush()
-    os._exit(0)
+    run_benchmark(run(args.turns, args.messages))
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -87,3 +88,10 @@ async def bench_stack() -> AsyncIterator[BenchStack]:
         for process in reversed(processes):
             await asyncio.to_thread(process.stop)
         provider.stop()
+
+
+def run_benchmark(benchmark: Coroutine[Any, Any, None]) -> None:
+    """Run `benchmark` and exit without interpreter teardown, where the Temporal client can crash."""
+    asyncio.run(benchmark)
+    sys.stdout.flush()
+    os._exit(0)

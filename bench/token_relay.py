@@ -12,15 +12,12 @@ Usage: .venv/bin/python bench/token_relay.py [--tokens N]
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import sys
 import time
 
 import httpx
 
-from stack import bench_stack  # type: ignore[import-not-found]
+from stack import bench_stack, run_benchmark  # type: ignore[import-not-found]
 from stream_relay import compare_paths  # type: ignore[import-not-found]
 from tests.helpers import collect_stream
 from tests.support.scripted_provider import Script
@@ -77,9 +74,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=200, help="tokens in the latency run (x20 for throughput)")
     args = parser.parse_args()
-    asyncio.run(run(args.tokens))
-    sys.stdout.flush()
-    os._exit(0)
+    run_benchmark(run(args.tokens))
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,15 +10,12 @@ Usage: .venv/bin/python bench/turn_overhead.py [--turns N] [--latency SECONDS]
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import sys
 import time
 
 import httpx
 
-from stack import bench_stack  # type: ignore[import-not-found]
+from stack import bench_stack, run_benchmark  # type: ignore[import-not-found]
 from tests.helpers import collect_stream
 from tests.support.scripted_provider import Script
 
@@ -57,9 +54,8 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=20, help="measured turns (default 20)")
     parser.add_argument("--latency", type=float, default=0.2, help="provider latency per call in seconds")
     args = parser.parse_args()
-    asyncio.run(run(args.turns, args.latency))
-    sys.stdout.flush()
-    os._exit(0)
+    run_benchmark(run(args.turns, args.latency))
+    return 0
 
 
 if __name__ == "__main__":

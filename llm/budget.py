@@ -2,9 +2,9 @@
 
 Token counts here are estimates from the text length, because the project
 calls many providers and none of their tokenizers is at hand.
-NOTE: 3 characters per token overestimates English text (about 4 for GPT and
-Llama tokenizers), so budgets err on the safe side; dense scripts such as
-Chinese may still use more tokens than estimated.
+NOTE: 3 characters per token counts more tokens than English text usually
+has (the common rule of thumb is about 4), so budgets err on the safe side.
+Dense scripts such as Chinese may still use more tokens than estimated.
 """
 
 from __future__ import annotations

@@ -72,8 +72,8 @@ class ProviderError(Exception):
     """A provider call failed.
 
     `retryable` is True when the same request may succeed later (timeouts,
-    connection errors, 429, 5xx); `retry_after` is the delay in seconds the
-    provider asked for, when it gave one.
+    connection errors, 429, 5xx). `retry_after` is the delay in seconds that
+    the provider requested, when it gave one.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The UPEE workflow as Temporal sees it: id, progress query, listing, worker shutdown."""
+"""The UPEE workflow as Temporal reports it: id, progress query, listing, worker shutdown."""
 
 from __future__ import annotations
 
