@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from api.deps import AppState
 from api.errors import BodySizeLimitMiddleware, install_error_handlers
 from api.events import EventHub
 from api.retention import purge_expired_events_forever
-from api.routes import chat, health, runs
+from api.routes import auth, chat, health, keys, runs, users
 from db.engine import create_engine, create_session_factory
 from llm.registry import ProviderRegistry
 from settings import Settings, get_settings
@@ -37,12 +38,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = EventHub(settings.database_url)
         await hub.start()
         providers = ProviderRegistry(settings)
+        if settings.jwt_secret is not None:
+            jwt_secret = settings.jwt_secret.get_secret_value()
+        else:
+            jwt_secret = secrets.token_hex(32)
+            logger.warning("PAF_JWT_SECRET is not set: access tokens are signed with a random key, "
+                           "end when this process stops and are not accepted by other API processes")
         app.state.paf = AppState(
             settings=settings,
             session_factory=create_session_factory(engine),
             temporal=temporal,
             providers=providers,
             hub=hub,
+            jwt_secret=jwt_secret,
         )
         cleanup = asyncio.create_task(purge_expired_events_forever(
             app.state.paf.session_factory, settings.run_events_retention_seconds))
@@ -65,6 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # A JSON-escaped message can take up to 6 bytes a character; 64 KiB more covers the other fields.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_message_chars * 6 + 65536)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(keys.router)
     app.include_router(chat.router)
     app.include_router(runs.router)
     app.include_router(health.router)

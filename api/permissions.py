@@ -8,46 +8,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 
 from api.deps import AppState, get_current_user
+from api.roles import ROLE_PERMISSIONS, Permission, granted
 from db import audit
 from db.models import User
 
 
+__all__ = ["ROLE_PERMISSIONS", "Permission", "granted", "requires", "authenticated", "public"]
+
 logger = logging.getLogger(__name__)
 
 
-class Permission(StrEnum):
-    READ_CONVERSATIONS = "read_conversations"
-    WRITE_CONVERSATIONS = "write_conversations"
-    MANAGE_USERS = "manage_users"
-    MANAGE_WORKERS = "manage_workers"
-    MANAGE_PLUGINS = "manage_plugins"
-    ADMIN_ACCESS = "admin_access"
-
-
-ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "admin": frozenset(Permission),
-    "developer": frozenset({Permission.READ_CONVERSATIONS, Permission.WRITE_CONVERSATIONS,
-                           Permission.MANAGE_WORKERS, Permission.MANAGE_PLUGINS}),
-    "user": frozenset({Permission.READ_CONVERSATIONS, Permission.WRITE_CONVERSATIONS}),
-    "readonly": frozenset({Permission.READ_CONVERSATIONS}),
-}
-
 # The attribute that marks a dependency as a route's access declaration.
 ACCESS_MARKER = "paf_access"
-
-
-def granted(user: User, key_scope: list[str] | None) -> frozenset[Permission]:
-    """Return what the caller may do: the role's permissions, narrowed to the key's scope when it has one."""
-    allowed = ROLE_PERMISSIONS.get(user.role, frozenset())
-    if key_scope:
-        allowed = allowed & {Permission(name) for name in key_scope if name in Permission.__members__.values()}
-    return allowed
 
 
 def requires(permission: Permission) -> Any:
@@ -75,6 +52,23 @@ def requires(permission: Permission) -> Any:
     return Depends(check)
 
 
+def authenticated() -> Any:
+    """Declare that a route needs valid credentials but no particular permission.
+
+    For the caller's own account: who they are, their password, their keys.
+    """
+
+    async def check(user: Annotated[User, Depends(get_current_user)]) -> User:
+        return user
+
+    setattr(check, ACCESS_MARKER, "authenticated")
+    return Depends(check)
+
+
+def caller_permissions(request: Request, user: User) -> frozenset[Permission]:
+    return granted(user, getattr(request.state, "key_scope", None))
+
+
 def public() -> Any:
     """Declare that a route needs no credentials."""
 
@@ -86,5 +80,7 @@ def public() -> Any:
     return Depends(marked)
 
 
+SignedIn = Annotated[User, authenticated()]
+UserManager = Annotated[User, requires(Permission.MANAGE_USERS)]
 ConversationReader = Annotated[User, requires(Permission.READ_CONVERSATIONS)]
 ConversationWriter = Annotated[User, requires(Permission.WRITE_CONVERSATIONS)]

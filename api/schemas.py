@@ -6,7 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from api.roles import Permission
+from db.models import USER_ROLES
+from db.users import MAX_PASSWORD_BYTES
 
 ItemT = TypeVar("ItemT")
 
@@ -132,6 +136,115 @@ class HealthOut(BaseModel):
     providers: dict[str, CheckResult]
 
 
+def _check_password_bytes(password: str) -> str:
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} UTF-8 bytes, bcrypt's limit; it is never truncated")
+    if "\x00" in password:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return password
+
+
+Username = Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$",
+                 description="3 to 50 letters, digits, '_', '.' or '-'")
+# The minimum length is a setting, checked in the route; the maximum is bcrypt's.
+Password = Field(min_length=1, description=f"At most {MAX_PASSWORD_BYTES} UTF-8 bytes")
+Role = Literal[USER_ROLES]  # type: ignore[valid-type]
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=50)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+
+
+class SignupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Username
+    email: EmailStr = Field(max_length=255)
+    password: str = Password
+
+    _password_bytes = field_validator("password")(_check_password_bytes)
+
+
+class UserCreate(SignupRequest):
+    role: Role = "user"
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = Field(default=None, description="false deactivates the user and ends their sessions")
+    email: EmailStr | None = Field(default=None, max_length=255)
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Password
+
+    _password_bytes = field_validator("new_password")(_check_password_bytes)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    email: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    last_login: datetime | None
+
+
+class MeOut(UserOut):
+    permissions: list[Permission] = Field(description="What this credential may do: the role, narrowed by a key's scope")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    permissions: list[Permission] | None = Field(
+        default=None, max_length=len(Permission),
+        description="A subset of the caller's permissions; omit for all of them")
+    expires_at: AwareDatetime | None = Field(default=None, description="Omit for a key that does not expire")
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    user_id: uuid.UUID
+    permissions: list[str] = Field(description="The key's scope; empty means the owner's full role")
+    is_active: bool
+    created_at: datetime
+    expires_at: datetime | None
+    last_used: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The secret, pak_<key id>_<secret>; shown only in this response")
+
+
 class ErrorOut(BaseModel):
     """The body of every error response."""
 
@@ -142,12 +255,14 @@ class ErrorOut(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return."""
     descriptions = {
-        401: "Missing, invalid, expired or revoked API key",
+        400: "The request does not apply to this kind of credential",
+        401: "Missing, invalid, expired or revoked credentials",
         403: "The caller's role or key scope lacks the permission",
         404: "Not found, or owned by another user",
-        409: "The run has already ended",
+        409: "Conflicts with the current state",
+        422: "Invalid input",
         413: "Message or body too large",
-        429: "Too many chat turns started; see Retry-After",
+        429: "Too many requests; see Retry-After",
         502: "The turn failed",
         503: "A dependency is unavailable",
         504: "The turn is still running",

@@ -158,6 +158,22 @@ class APIKey(Base):
     last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AuthSession(Base):
+    """One sign-in: its refresh token rotates, and revoking the row ends every token it issued."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # The id of the one refresh token that may still be used; an older one being presented means theft.
+    refresh_jti: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class WorkerInstance(Base):
     __tablename__ = "worker_instances"
     __table_args__ = (CheckConstraint(_one_of("status", WORKER_STATUSES), name="status"),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case
+from sqlalchemy import case, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,11 +18,25 @@ class WindowCount:
     seconds_left: float
 
 
+def _window_start(now: datetime, window_seconds: int) -> datetime:
+    epoch_seconds = int(now.timestamp())
+    return datetime.fromtimestamp(epoch_seconds - epoch_seconds % window_seconds, UTC)
+
+
+async def current_count(session: AsyncSession, key: str, window_seconds: int) -> WindowCount:
+    """Return the count of the current window for `key` without adding to it."""
+    now = datetime.now(UTC)
+    window_start = _window_start(now, window_seconds)
+    count = await session.scalar(select(RateLimitCounter.count).where(
+        RateLimitCounter.key == key, RateLimitCounter.window_start == window_start))
+    seconds_left = (window_start + timedelta(seconds=window_seconds) - now).total_seconds()
+    return WindowCount(count=count or 0, seconds_left=max(seconds_left, 0.0))
+
+
 async def count_request(session: AsyncSession, key: str, window_seconds: int) -> WindowCount:
     """Count one request for `key` in the current window and return the window's count so far."""
     now = datetime.now(UTC)
-    epoch_seconds = int(now.timestamp())
-    window_start = datetime.fromtimestamp(epoch_seconds - epoch_seconds % window_seconds, UTC)
+    window_start = _window_start(now, window_seconds)
     statement = insert(RateLimitCounter).values(key=key, window_start=window_start, count=1)
     statement = statement.on_conflict_do_update(
         index_elements=[RateLimitCounter.key],

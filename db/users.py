@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from passlib.context import CryptContext
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import APIKey, User
@@ -31,6 +32,14 @@ class PasswordTooLongError(ValueError):
     """bcrypt reads at most 72 bytes; a longer password is rejected, never truncated."""
 
 
+class PasswordPolicyError(ValueError):
+    """The password does not meet the configured policy."""
+
+
+class LastAdminError(ValueError):
+    """The change would leave no active admin."""
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     key_id: uuid.UUID
@@ -41,6 +50,29 @@ def hash_password(password: str) -> str:
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise PasswordTooLongError(f"password is longer than {MAX_PASSWORD_BYTES} UTF-8 bytes")
     return password_context.hash(password)
+
+
+def check_password_policy(password: str, min_length: int) -> None:
+    """Raise PasswordPolicyError naming the rule a password breaks."""
+    if len(password) < min_length:
+        raise PasswordPolicyError(f"password must be at least {min_length} characters")
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        raise PasswordPolicyError(f"password must be at most {MAX_PASSWORD_BYTES} UTF-8 bytes, bcrypt's limit")
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check a password in a thread, since bcrypt takes a quarter of a second.
+
+    With no hash (no such user) a dummy hash is checked instead, so the check
+    takes as long as for a real user.
+    """
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+        # No stored password can match, but a dummy is verified so that the timing stays the same.
+        password_hash = None
+    if password_hash is None:
+        await asyncio.to_thread(password_context.dummy_verify)
+        return False
+    return await asyncio.to_thread(password_context.verify, password, password_hash)
 
 
 def _hash_secret(secret: str) -> str:
@@ -54,14 +86,69 @@ async def create_user(
     existing = await session.scalar(select(User.id).where((User.username == username) | (User.email == email)))
     if existing is not None:
         raise UserExistsError(f"a user named {username!r} or with email {email!r} already exists")
-    user = User(username=username, email=email, password_hash=hash_password(password), role=role)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    user = User(username=username, email=email, password_hash=password_hash, role=role)
     session.add(user)
     await session.flush()
+    # Load the server-side defaults (id, created_at) now, because an async session cannot load them lazily.
+    await session.refresh(user)
     return user
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
     return await session.scalar(select(User).where(User.username == username))
+
+
+async def authenticate(session: AsyncSession, username: str, password: str) -> tuple[User | None, str]:
+    """Return the user whose credentials these are, or None and the reason for the audit log.
+
+    Every path checks one bcrypt hash, so the time taken does not tell whether
+    the username exists.
+    """
+    user = await get_user_by_username(session, username)
+    if not await verify_password(password, user.password_hash if user else None):
+        return None, "unknown_user" if user is None else "wrong_password"
+    assert user is not None
+    if not user.is_active:
+        return None, "inactive"
+    if password_context.needs_update(user.password_hash):
+        user.password_hash = await asyncio.to_thread(hash_password, password)
+    user.last_login = datetime.now(UTC)
+    return user, "ok"
+
+
+async def set_password(session: AsyncSession, user: User, password: str) -> None:
+    user.password_hash = await asyncio.to_thread(hash_password, password)
+
+
+async def update_user(
+    session: AsyncSession, user: User, *, role: str | None = None, is_active: bool | None = None,
+    email: str | None = None,
+) -> dict[str, tuple[object, object]]:
+    """Apply the given changes and return each changed field as (old, new).
+
+    Raises LastAdminError rather than leave the system with no active admin,
+    and UserExistsError when the email belongs to another user.
+    """
+    losing_admin = user.role == "admin" and user.is_active and (
+        (role is not None and role != "admin") or is_active is False)
+    if losing_admin:
+        # Locking the admin rows makes two concurrent demotions wait for each other.
+        admins = len(list(await session.scalars(
+            select(User.id).where(User.role == "admin", User.is_active.is_(True)).with_for_update())))
+        if admins <= 1:
+            raise LastAdminError("Cannot remove the last active admin. Make another user admin first")
+    if email is not None and email != user.email:
+        owner_id = await session.scalar(select(User.id).where(User.email == email, User.id != user.id))
+        if owner_id is not None:
+            raise UserExistsError(f"another user has the email {email!r}")
+    changes: dict[str, tuple[object, object]] = {}
+    for field, value in (("role", role), ("is_active", is_active), ("email", email)):
+        if value is not None and getattr(user, field) != value:
+            changes[field] = (getattr(user, field), value)
+            setattr(user, field, value)
+    await session.flush()
+    return changes
 
 
 async def create_api_key(
@@ -128,8 +215,17 @@ async def verify_api_key(session: AsyncSession, presented: str) -> tuple[User, A
     return user, key
 
 
-async def list_users(session: AsyncSession) -> list[User]:
-    return list(await session.scalars(select(User).order_by(User.created_at, User.username)))
+async def list_users(session: AsyncSession, limit: int | None = None, offset: int = 0) -> list[User]:
+    statement = select(User).order_by(User.created_at, User.username).offset(offset).limit(limit)
+    return list(await session.scalars(statement))
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def get_api_key(session: AsyncSession, key_id: uuid.UUID) -> APIKey | None:
+    return await session.get(APIKey, key_id)
 
 
 async def list_api_keys(session: AsyncSession, user_id: uuid.UUID) -> list[APIKey]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,8 @@ class Stack:
             "PAF_TEMPORAL_UI_URL": f"http://127.0.0.1:{self.config.temporal_ui_port}",
             "PYTHONUNBUFFERED": "1",
         })
+        if "PAF_JWT_SECRET" not in env:
+            env["PAF_JWT_SECRET"] = self._jwt_secret()
         if self.config.start_model_server:
             local_url = f"http://127.0.0.1:{self.config.model_port}/v1"
             if local_url != DEFAULT_LOCAL_MODEL_URL:
@@ -84,6 +87,15 @@ class Stack:
                     '"context_window":2048,"structured_output":"json_object"}]' % local_url
                 )
         return env
+
+    def _jwt_secret(self) -> str:
+        """Return the stack's token signing key, made once, so sign-ins survive a restart."""
+        path = self.config.state_dir / "jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(32))
+        return path.read_text().strip()
 
     def _check_ports_free(self) -> None:
         ports = {"Temporal": self.config.temporal_port, "Temporal UI": self.config.temporal_ui_port,

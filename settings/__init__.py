@@ -12,6 +12,8 @@ ProviderKind = Literal["openai", "anthropic"]
 
 DEFAULT_LOCAL_MODEL_URL = "http://127.0.0.1:8081/v1"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret"}
+# HS256 wants a key at least as long as its 256-bit output.
+MIN_JWT_SECRET_CHARS = 32
 
 
 class ModelConfig(BaseModel):
@@ -80,6 +82,16 @@ class Settings(BaseSettings):
     # Chat turns a user, and separately one API key, may start per minute; 0 turns a limit off.
     chat_turns_per_minute_per_user: int = Field(default=60, ge=0)
     chat_turns_per_minute_per_key: int = Field(default=60, ge=0)
+    # Sign-in. Without a secret a random one is made per process: tokens then die with it
+    # and are not shared between replicas, so production requires one.
+    jwt_secret: SecretStr | None = None
+    access_token_minutes: int = Field(default=15, gt=0)
+    refresh_token_days: int = Field(default=7, gt=0)
+    password_min_length: int = Field(default=8, ge=1, le=72)
+    # Whether anyone may create an account with POST /api/auth/signup (role "user").
+    allow_signup: bool = False
+    # Failed logins allowed per username per minute before 429; 0 turns the limit off.
+    login_failures_per_minute: int = Field(default=10, ge=0)
     # How long a finished turn's events stay available to resuming clients.
     run_events_retention_seconds: float = Field(default=86_400.0, gt=0)
 
@@ -111,6 +123,10 @@ class Settings(BaseSettings):
             key = model.api_key.get_secret_value() if model.api_key else ""
             if model.base_url is None and key.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"model {model.name!r} has no real API key in production")
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        if len(secret) < MIN_JWT_SECRET_CHARS or secret.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(f"PAF_JWT_SECRET must be set to at least {MIN_JWT_SECRET_CHARS} random characters "
+                             "in production, e.g. the output of `openssl rand -hex 32`")
         return self
 
     @property

@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from activities.registry import MAX_HEARTBEAT_THROTTLE, WORKFLOWS, build_activit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MODEL = "smollm2-135m"
+JWT_SECRET = "test-signing-key-" + "0123456789abcdef" * 2
+CALLER_PASSWORD = "a-long-password"
 
 
 @dataclass
@@ -107,6 +110,7 @@ def settings(services: Services, provider: ScriptedProvider) -> Settings:
         default_model="scripted",
         max_message_chars=2000,
         max_refinements=1,
+        jwt_secret=JWT_SECRET,
         quality_threshold=0.5,
     )
 
@@ -145,9 +149,9 @@ async def worker(
     await providers.close()
 
 
-@pytest.fixture(scope="session")
-async def api_url(settings: Settings, worker: Worker) -> AsyncIterator[str]:
-    """The API served by uvicorn on a loopback port, in this event loop."""
+@asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[str]:
+    """Serve the API with `settings` by uvicorn on a loopback port, in this event loop."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -155,9 +159,17 @@ async def api_url(settings: Settings, worker: Worker) -> AsyncIterator[str]:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture(scope="session")
+async def api_url(settings: Settings, worker: Worker) -> AsyncIterator[str]:
+    async with serve_api(settings) as url:
+        yield url
 
 
 @pytest.fixture
@@ -170,6 +182,8 @@ async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
 class Caller:
     user_id: uuid.UUID
     api_key: str
+    username: str = ""
+    password: str = CALLER_PASSWORD
 
     @property
     def headers(self) -> dict[str, str]:
@@ -181,10 +195,10 @@ async def make_caller(
 ) -> Caller:
     name = f"user-{uuid.uuid4().hex[:12]}"
     async with session_factory.begin() as session:
-        user = await create_user(session, username=name, email=f"{name}@example.com", password="a-long-password",
+        user = await create_user(session, username=name, email=f"{name}@example.com", password=CALLER_PASSWORD,
                                  role=role)
         issued = await create_api_key(session, user.id, "tests", permissions=scope)
-    return Caller(user_id=user.id, api_key=issued.plaintext)
+    return Caller(user_id=user.id, api_key=issued.plaintext, username=name)
 
 
 @pytest.fixture

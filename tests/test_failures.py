@@ -61,7 +61,7 @@ async def test_worker_killed_mid_turn(
     task_queue = f"kill-{uuid.uuid4().hex[:8]}"
     queue_settings = settings.model_copy(update={"temporal_task_queue": task_queue})
     state = AppState(settings=queue_settings, session_factory=session_factory, temporal=temporal_client,
-                     providers=None, hub=None)  # type: ignore[arg-type]
+                     providers=None, hub=None, jwt_secret="")  # type: ignore[arg-type]
     async with session_factory() as session:
         user = await session.get(User, caller.user_id)
     first = start_worker(settings, provider, task_queue, tmp_path / "worker-1.log")

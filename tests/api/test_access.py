@@ -18,7 +18,7 @@ async def test_missing_key_is_401(http: httpx.AsyncClient) -> None:
 
     assert response.status_code == 401
     assert "WWW-Authenticate" in response.headers
-    assert "Missing API key" in response.json()["detail"]
+    assert "Missing credentials" in response.json()["detail"]
 
 
 async def test_wrong_keys_are_401(http: httpx.AsyncClient, caller: Caller) -> None:

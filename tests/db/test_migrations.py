@@ -18,7 +18,7 @@ from tests.conftest import Services
 
 TABLES = {
     "users", "conversations", "messages", "upee_sessions", "api_keys", "worker_instances", "worker_tasks",
-    "core_jobs", "job_executions", "flex_events", "run_events", "rate_limit_counters",
+    "core_jobs", "job_executions", "flex_events", "run_events", "rate_limit_counters", "auth_sessions",
 }
 
 
