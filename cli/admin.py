@@ -17,9 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import audit
 from db.engine import create_engine, create_session_factory
 from db.models import USER_ROLES
+from api.roles import ROLE_PERMISSIONS, Permission
 from db.users import (
+    PasswordPolicyError,
     PasswordTooLongError,
     UserExistsError,
+    check_password_policy,
     create_api_key,
     create_user,
     get_user_by_username,
@@ -28,8 +31,6 @@ from db.users import (
     revoke_api_key,
 )
 from settings import get_settings
-
-MIN_PASSWORD_LENGTH = 8
 
 T = TypeVar("T")
 
@@ -63,10 +64,16 @@ async def _create_key(args: argparse.Namespace) -> str:
             user = await get_user_by_username(session, args.username)
             if user is None:
                 raise SystemExit(f"error: user {args.username!r} not found; create it with `paf users create`")
+            scope = sorted(set(args.permissions or []))
+            beyond = sorted(set(scope) - ROLE_PERMISSIONS[user.role])
+            if beyond:
+                raise SystemExit(f"error: the role {user.role} of {args.username!r} lacks {', '.join(beyond)}; "
+                                 "a key cannot carry more than its owner")
             expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
-            issued = await create_api_key(session, user.id, args.name, expires_at=expires)
+            issued = await create_api_key(session, user.id, args.name, permissions=scope, expires_at=expires)
             audit.record(session, "key_created", {"key_id": str(issued.key_id), "user_id": str(user.id),
-                                                  "name": args.name, "via": "cli"}, tenant_id=user.tenant_id)
+                                                  "name": args.name, "permissions": scope, "via": "cli"},
+                         tenant_id=user.tenant_id)
             return issued.plaintext
     finally:
         await engine.dispose()
@@ -136,8 +143,10 @@ def command_keys_revoke(args: argparse.Namespace) -> int:
 
 def command_users_create(args: argparse.Namespace) -> int:
     password = _read_password(args.password_stdin)
-    if len(password) < MIN_PASSWORD_LENGTH:
-        print(f"error: the password must have at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+    try:
+        check_password_policy(password, get_settings().password_min_length)
+    except PasswordPolicyError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         user_id = asyncio.run(_create_user(args, password))
@@ -162,6 +171,13 @@ def command_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     users = commands.add_parser("users", help="manage users (DATABASE_URL)").add_subparsers(
         dest="users_command", required=True)
@@ -178,7 +194,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     key = keys.add_parser("create", help="create an API key for a user and print it once")
     key.add_argument("username")
     key.add_argument("--name", default="cli", help="a label for the key (default: %(default)s)")
-    key.add_argument("--expires-days", type=int, help="days until the key expires (default: never)")
+    key.add_argument("--expires-days", type=_positive_int, help="days until the key expires (default: never)")
+    key.add_argument("--permission", dest="permissions", action="append", choices=[p.value for p in Permission],
+                     help="limit the key to this permission; repeat for more (default: the owner's whole role)")
     key.set_defaults(handler=command_keys_create)
 
     listed = keys.add_parser("list", help="list a user's API keys (never their secrets)")

@@ -52,6 +52,23 @@ async def test_users_and_keys_create(
     assert key.stdout.strip().split("_", 2)[2] not in str(key_events[0])
 
 
+async def test_key_scope_within_the_role(settings: Settings, http: httpx.AsyncClient) -> None:
+    name = f"dev-{uuid.uuid4().hex[:8]}"
+    run_paf(settings, "users", "create", name, "--email", f"{name}@example.com", "--role", "readonly",
+            "--password-stdin", stdin="correct horse battery\n")
+
+    wider = run_paf(settings, "keys", "create", name, "--permission", "write_conversations")
+    scoped = run_paf(settings, "keys", "create", name, "--permission", "read_conversations")
+    negative = run_paf(settings, "keys", "create", name, "--expires-days", "0")
+
+    assert wider.returncode != 0
+    assert "lacks write_conversations" in wider.stderr
+    assert scoped.returncode == 0, scoped.stderr
+    assert negative.returncode == 2 and "must be 1 or more" in negative.stderr
+    me = await http.get("/api/users/me", headers={"X-API-Key": scoped.stdout.strip()})
+    assert me.json()["permissions"] == ["read_conversations"]
+
+
 def test_short_password_rejected(settings: Settings) -> None:
     result = run_paf(settings, "users", "create", "shorty", "--email", "s@example.com", "--password-stdin",
                      stdin="short\n")
