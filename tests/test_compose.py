@@ -27,7 +27,9 @@ APP_SERVICES = ("migrate", "api", "worker")
 
 DUMMY_PASSWORD = "dummy-postgres-password"
 DUMMY_MODELS = '[{"name":"gpt-4o-mini","provider":"openai","api_key":"sk-dummy"}]'
-REQUIRED_VARIABLES = {"POSTGRES_PASSWORD": DUMMY_PASSWORD, "PAF_MODELS": DUMMY_MODELS}
+DUMMY_JWT_SECRET = "dummy-signing-key-" + "0" * 32
+REQUIRED_VARIABLES = {"POSTGRES_PASSWORD": DUMMY_PASSWORD, "PAF_MODELS": DUMMY_MODELS,
+                      "PAF_JWT_SECRET": DUMMY_JWT_SECRET}
 
 
 def find_compose_binary() -> Path | None:
