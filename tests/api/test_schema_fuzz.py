@@ -32,8 +32,10 @@ async def run_schemathesis(api_url: str, report: Path, headers: list[str]) -> tu
     for header in headers:
         arguments += ["--header", header]
     # A child process, so that this event loop keeps serving the API and the worker meanwhile.
+    # Its working directory is the report's, where it may leave a cache folder.
     process = await asyncio.create_subprocess_exec(
-        str(SCHEMATHESIS), *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        str(SCHEMATHESIS), *arguments, cwd=report.parent, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
     output, _ = await process.communicate()
     return process.returncode or 0, output.decode(errors="replace")
 
