@@ -75,6 +75,7 @@ async def get_current_user(
     request.state.key_scope = []
     request.state.key_id = None
     request.state.auth_session_id = None
+    request.state.key_expires_at = None
     # A session of its own, returned at once: a dependency's session would stay checked out
     # until a streamed response ends, and a hundred open streams would drain the pool.
     # X-API-Key carries only API keys. A bearer token is either kind, and the prefix separates them.
@@ -82,10 +83,12 @@ async def get_current_user(
         async with state.session_factory() as session:
             verified = await verify_api_key(session, presented)
         if verified is None:
-            raise unauthorized("Invalid, expired or revoked API key. Create a new one with `paf keys create` or POST /api/keys")
+            raise unauthorized("Invalid, expired or revoked API key, or its user is deactivated. Create a new key with "
+                               "`paf keys create` or POST /api/keys")
         user, key = verified
         request.state.key_scope = list(key.permissions or [])
         request.state.key_id = key.id
+        request.state.key_expires_at = key.expires_at
         return user
     try:
         claims = decode(state.jwt_secret, presented, "access")
@@ -94,7 +97,8 @@ async def get_current_user(
     async with state.session_factory() as session:
         found = await auth_sessions.find_active(session, claims.session_id)
     if found is None or found[1].id != claims.user_id:
-        raise unauthorized("This sign-in has ended (logged out, password changed or user deactivated). Log in again")
+        raise unauthorized("This sign-in has ended (logged out, password changed, refresh token replayed or user "
+                           "deactivated). Log in again")
     request.state.auth_session_id = claims.session_id
     return found[1]
 

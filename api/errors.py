@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.chat import ConversationNotFoundError, RunNotFoundError
 
@@ -71,27 +71,61 @@ async def _not_found(_request: Request, error: ConversationNotFoundError | RunNo
     return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(error), "message": str(error)})
 
 
-class BodySizeLimitMiddleware:
-    """Respond with 413 before reading a body whose Content-Length is over the limit.
+class BodyTooLargeError(HTTPException):
+    """The request body grew past the limit while it was being read.
 
-    NOTE: a chunked body without Content-Length is not counted here; uvicorn
-    still reads it whole before the route's own size checks run.
+    An HTTPException, because FastAPI turns any other error raised while it
+    reads the body into a 400.
     """
+
+    def __init__(self, max_bytes: int) -> None:
+        message = f"request body is more than {max_bytes} bytes; the limit is {max_bytes}"
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, message)
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 for a body over the limit: at once from Content-Length, else while reading a chunked body."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def _too_large(self, size: str) -> JSONResponse:
+        message = f"request body is {size} bytes; the limit is {self.max_bytes}"
+        return JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                            content={"detail": message, "message": message})
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                message = f"request body is {int(length)} bytes; the limit is {self.max_bytes}"
-                response = JSONResponse(status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                                        content={"detail": message, "message": message})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(str(int(length)))(scope, receive, send)
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLargeError:
+            if response_started:
+                raise
+            await self._too_large(f"more than {self.max_bytes}")(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

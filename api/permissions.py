@@ -23,6 +23,18 @@ __all__ = ["ROLE_PERMISSIONS", "Permission", "granted", "requires", "authenticat
 logger = logging.getLogger(__name__)
 
 
+async def deny(request: Request, user: User, message: str, **details: str) -> HTTPException:
+    """Write the refusal to the audit log and return the 403 to raise."""
+    state: AppState = request.app.state.paf
+    async with state.session_factory.begin() as session:
+        audit.record(session, "denied", {
+            "user_id": str(user.id), "key_id": str(getattr(request.state, "key_id", "") or ""),
+            "method": request.method, "path": request.url.path, "reason": message, **details,
+        }, tenant_id=user.tenant_id)
+    logger.info("denied %s %s to user %s: %s", request.method, request.url.path, user.id, message)
+    return HTTPException(status.HTTP_403_FORBIDDEN, message)
+
+
 # The attribute that marks a dependency as a route's access declaration.
 ACCESS_MARKER = "paf_access"
 
@@ -33,19 +45,9 @@ def requires(permission: Permission) -> Any:
     async def check(request: Request, user: Annotated[User, Depends(get_current_user)]) -> User:
         allowed = granted(user, getattr(request.state, "key_scope", None))
         if permission not in allowed:
-            state: AppState = request.app.state.paf
-            async with state.session_factory.begin() as session:
-                audit.record(session, "denied", {
-                    "user_id": str(user.id), "key_id": str(getattr(request.state, "key_id", "")),
-                    "permission": permission.value, "method": request.method, "path": request.url.path,
-                }, tenant_id=user.tenant_id)
-            logger.info("denied %s %s to user %s: needs %s", request.method, request.url.path, user.id,
-                        permission.value)
             names = ", ".join(sorted(allowed)) or "none"
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"permission {permission.value} is required; this key grants: {names}",
-            )
+            raise await deny(request, user, f"permission {permission.value} is required; these credentials "
+                                            f"grant: {names}", permission=permission.value)
         return user
 
     setattr(check, ACCESS_MARKER, permission.value)
@@ -82,5 +84,25 @@ def public() -> Any:
 
 SignedIn = Annotated[User, authenticated()]
 UserManager = Annotated[User, requires(Permission.MANAGE_USERS)]
+async def require_unscoped(request: Request, user: User, action: str) -> None:
+    """Raise 403 for a scoped API key: managing keys and passwords needs the owner's full credentials."""
+    if getattr(request.state, "key_scope", None):
+        raise await deny(request, user, f"a scoped API key cannot {action}; use an unscoped key or an access "
+                                        "token from /api/auth/login")
+
+
+async def require_grantable(request: Request, user: User, role: str) -> None:
+    """Raise 403 unless the caller holds every permission of `role`, so nobody grants more than they have."""
+    missing = sorted(ROLE_PERMISSIONS[role] - caller_permissions(request, user))
+    if missing:
+        raise await deny(request, user, f"cannot give the role {role}: these credentials lack "
+                                        f"{', '.join(missing)}", role=role)
+
+
+def sees_everything(request: Request, user: User) -> bool:
+    """Return whether the caller may see and manage other users' jobs and runs."""
+    return Permission.ADMIN_ACCESS in caller_permissions(request, user)
+
+
 ConversationReader = Annotated[User, requires(Permission.READ_CONVERSATIONS)]
 ConversationWriter = Annotated[User, requires(Permission.WRITE_CONVERSATIONS)]

@@ -58,7 +58,8 @@ def decode(secret: str, token: str, kind: TokenKind) -> TokenClaims:
         hint = "refresh it or log in again" if kind == "access" else "log in again"
         raise TokenError(f"The {kind} token has expired. To continue, {hint}") from error
     except jwt.InvalidTokenError as error:
-        raise TokenError(f"Invalid {kind} token: {error}") from error
+        raise TokenError(f"Invalid {kind} token ({error}). Send a token from /api/auth/login or an API key"
+                         if kind == "access" else f"Invalid refresh token ({error}). Log in again") from error
     if payload.get("typ") != kind:
         raise TokenError(f"Invalid {kind} token: its type is {payload.get('typ')!s}")
     try:

@@ -25,6 +25,8 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Failed statements would otherwise log their parameters, key hashes among them.
+        hide_parameters=True,
     )
 
 

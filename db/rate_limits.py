@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,14 +23,10 @@ def _window_start(now: datetime, window_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch_seconds - epoch_seconds % window_seconds, UTC)
 
 
-async def current_count(session: AsyncSession, key: str, window_seconds: int) -> WindowCount:
-    """Return the count of the current window for `key` without adding to it."""
-    now = datetime.now(UTC)
-    window_start = _window_start(now, window_seconds)
-    count = await session.scalar(select(RateLimitCounter.count).where(
-        RateLimitCounter.key == key, RateLimitCounter.window_start == window_start))
-    seconds_left = (window_start + timedelta(seconds=window_seconds) - now).total_seconds()
-    return WindowCount(count=count or 0, seconds_left=max(seconds_left, 0.0))
+async def uncount_request(session: AsyncSession, key: str) -> None:
+    """Take back one request counted for `key`, as when a login attempt turns out to succeed."""
+    await session.execute(update(RateLimitCounter).where(RateLimitCounter.key == key)
+                          .values(count=func.greatest(RateLimitCounter.count - 1, 0)))
 
 
 async def count_request(session: AsyncSession, key: str, window_seconds: int) -> WindowCount:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from passlib.context import CryptContext
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import APIKey, User
 
@@ -66,7 +66,7 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
     With no hash (no such user) a dummy hash is checked instead, so the check
     takes as long as for a real user.
     """
-    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES or "\x00" in password:
         # No stored password can match, but a dummy is verified so that the timing stays the same.
         password_hash = None
     if password_hash is None:
@@ -83,7 +83,10 @@ def _hash_secret(secret: str) -> str:
 async def create_user(
     session: AsyncSession, *, username: str, email: str, password: str, role: str = "user"
 ) -> User:
-    existing = await session.scalar(select(User.id).where((User.username == username) | (User.email == email)))
+    # Names and emails are stored in lower case, so `Frank` and `frank` are one user.
+    username, email = username.lower(), email.lower()
+    existing = await session.scalar(select(User.id).where(
+        (func.lower(User.username) == username) | (func.lower(User.email) == email)))
     if existing is not None:
         raise UserExistsError(f"a user named {username!r} or with email {email!r} already exists")
     password_hash = await asyncio.to_thread(hash_password, password)
@@ -96,25 +99,34 @@ async def create_user(
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> User | None:
-    return await session.scalar(select(User).where(User.username == username))
+    return await session.scalar(select(User).where(func.lower(User.username) == username.lower()))
 
 
-async def authenticate(session: AsyncSession, username: str, password: str) -> tuple[User | None, str]:
+async def authenticate(
+    session_factory: async_sessionmaker[AsyncSession], username: str, password: str
+) -> tuple[User | None, str]:
     """Return the user whose credentials these are, or None and the reason for the audit log.
 
     Every path checks one bcrypt hash, so the time taken does not tell whether
-    the username exists.
+    the username exists. No connection is held during the check, so a flood of
+    logins cannot empty the pool.
     """
-    user = await get_user_by_username(session, username)
+    async with session_factory() as session:
+        user = await get_user_by_username(session, username)
     if not await verify_password(password, user.password_hash if user else None):
         return None, "unknown_user" if user is None else "wrong_password"
     assert user is not None
     if not user.is_active:
         return None, "inactive"
-    if password_context.needs_update(user.password_hash):
-        user.password_hash = await asyncio.to_thread(hash_password, password)
-    user.last_login = datetime.now(UTC)
     return user, "ok"
+
+
+async def record_login(session: AsyncSession, user: User, password: str) -> None:
+    """Set `last_login`, and rehash a password stored with older bcrypt settings."""
+    values: dict[str, object] = {"last_login": datetime.now(UTC)}
+    if password_context.needs_update(user.password_hash):
+        values["password_hash"] = await asyncio.to_thread(hash_password, password)
+    await session.execute(update(User).where(User.id == user.id).values(**values))
 
 
 async def set_password(session: AsyncSession, user: User, password: str) -> None:
@@ -138,8 +150,10 @@ async def update_user(
             select(User.id).where(User.role == "admin", User.is_active.is_(True)).with_for_update())))
         if admins <= 1:
             raise LastAdminError("Cannot remove the last active admin. Make another user admin first")
+    if email is not None:
+        email = email.lower()
     if email is not None and email != user.email:
-        owner_id = await session.scalar(select(User.id).where(User.email == email, User.id != user.id))
+        owner_id = await session.scalar(select(User.id).where(func.lower(User.email) == email, User.id != user.id))
         if owner_id is not None:
             raise UserExistsError(f"another user has the email {email!r}")
     changes: dict[str, tuple[object, object]] = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
+import uuid
 from datetime import timedelta
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
@@ -11,19 +11,26 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import StateDep, unauthorized
 from api.permissions import SignedIn, public
+from api.rate_limits import check_rate, count_attempt, forgive_attempt
 from api.schemas import LoginRequest, RefreshRequest, SignupRequest, TokenOut, UserOut, error_responses
 from api.tokens import TokenError, decode, issue_pair
 from db import audit, auth_sessions
-from db.rate_limits import count_request, current_count
-from db.users import PasswordPolicyError, UserExistsError, authenticate, check_password_policy, create_user
+from db.users import (
+    PasswordPolicyError,
+    UserExistsError,
+    authenticate,
+    check_password_policy,
+    create_user,
+    record_login,
+)
 from settings import Settings
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
-LOGIN_WINDOW_SECONDS = 60
 WRONG_CREDENTIALS = "Wrong username or password"
+DEACTIVATED = "This user is deactivated. Ask an admin to reactivate it"
 
 def _lifetimes(settings: Settings) -> tuple[timedelta, timedelta]:
     return timedelta(minutes=settings.access_token_minutes), timedelta(days=settings.refresh_token_days)
@@ -37,30 +44,26 @@ def _tokens(state: StateDep, user_id: object, session_id: object, refresh_jti: o
 @router.post("/login", response_model=TokenOut, dependencies=[public()], responses=error_responses(401, 422, 429))
 async def login(body: LoginRequest, request: Request, state: StateDep) -> TokenOut:
     """Exchange a username and password for an access token and a refresh token."""
-    limit = state.settings.login_failures_per_minute
     counter = f"login-failures:{body.username.lower()}"
-    async with state.session_factory() as session:
-        failures = await current_count(session, counter, LOGIN_WINDOW_SECONDS)
-    if limit and failures.count >= limit:
-        retry_after = max(math.ceil(failures.seconds_left), 1)
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"too many failed logins for this user; retry in {retry_after} s",
-                            headers={"Retry-After": str(retry_after)})
+    await count_attempt(state, counter, state.settings.login_failures_per_minute, "logins for this user")
     client = request.client.host if request.client else None
+    user, reason = await authenticate(state.session_factory, body.username, body.password)
+    if user is not None:
+        await forgive_attempt(state, counter)
     async with state.session_factory.begin() as session:
-        user, reason = await authenticate(session, body.username, body.password)
         if user is None:
-            await count_request(session, counter, LOGIN_WINDOW_SECONDS)
             audit.record(session, "login_failed", {"username": body.username, "reason": reason, "client": client})
         else:
-            access_lifetime, refresh_lifetime = _lifetimes(state.settings)
+            await record_login(session, user, body.password)
+            _, refresh_lifetime = _lifetimes(state.settings)
             signed_in = await auth_sessions.open_session(session, user.id, refresh_lifetime)
             audit.record(session, "login", {"user_id": str(user.id), "session_id": str(signed_in.id),
                                             "client": client}, tenant_id=user.tenant_id)
             tokens = _tokens(state, user.id, signed_in.id, signed_in.refresh_jti)
     if user is None:
         logger.info("failed login for username %r from %s: %s", body.username, client, reason)
-        raise unauthorized(WRONG_CREDENTIALS)
+        # Only someone who knows the password learns that the user is deactivated.
+        raise unauthorized(DEACTIVATED if reason == "inactive" else WRONG_CREDENTIALS)
     return tokens
 
 @router.post("/refresh", response_model=TokenOut, dependencies=[public()], responses=error_responses(401, 422))
@@ -99,11 +102,14 @@ async def logout(request: Request, state: StateDep, user: SignedIn) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 @router.post("/signup", response_model=UserOut, status_code=status.HTTP_201_CREATED, dependencies=[public()],
-             responses=error_responses(403, 409, 422))
-async def signup(body: SignupRequest, state: StateDep) -> UserOut:
+             responses=error_responses(403, 409, 422, 429))
+async def signup(body: SignupRequest, request: Request, state: StateDep) -> UserOut:
     """Create an account with the role `user`, only when PAF_ALLOW_SIGNUP is true."""
     if not state.settings.allow_signup:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Open sign-up is disabled. Ask an admin to create your user")
+    client = request.client.host if request.client else "unknown"
+    await check_rate(state, uuid.uuid5(uuid.NAMESPACE_DNS, client), None, "signup", "sign-ups from this address",
+                     state.settings.signups_per_minute_per_address, 0)
     return await create_account(state, body.username, body.email, body.password, "user", created_by=None)
 
 async def create_account(

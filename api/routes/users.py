@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api.deps import SessionDep, StateDep
-from api.permissions import SignedIn, UserManager, caller_permissions
+from api.permissions import SignedIn, UserManager, caller_permissions, require_grantable, require_unscoped
+from api.rate_limits import count_attempt, forgive_attempt
 from api.routes.auth import create_account
 from api.schemas import MeOut, Page, PasswordChange, UserCreate, UserOut, UserUpdate, error_responses
 from db import audit, auth_sessions
@@ -38,21 +39,28 @@ async def get_me(request: Request, user: SignedIn) -> MeOut:
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(422))
 async def change_password(body: PasswordChange, request: Request, state: StateDep, user: SignedIn) -> Response:
     """Change the caller's password and end every other sign-in of the user."""
+    await require_unscoped(request, user, "change the password")
     try:
         check_password_policy(body.new_password, state.settings.password_min_length)
     except PasswordPolicyError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"new_password: {error}") from error
+    # Guessing the current password here is throttled like logging in.
+    counter = f"password-failures:{user.id}"
+    await count_attempt(state, counter, state.settings.login_failures_per_minute, "password changes")
+    # The check runs with no connection held; the hash compared is the one the request began with.
+    correct = await verify_password(body.current_password, user.password_hash)
     async with state.session_factory.begin() as session:
-        stored = await session.get(User, user.id, with_for_update=True)
-        assert stored is not None
-        correct = await verify_password(body.current_password, stored.password_hash)
         if correct:
+            stored = await session.get(User, user.id, with_for_update=True)
+            assert stored is not None
             await set_password(session, stored, body.new_password)
             await auth_sessions.revoke_all(session, user.id, keep=getattr(request.state, "auth_session_id", None))
-        audit.record(session, "password_changed" if correct else "password_change_refused",
+        audit.record(session, "password_changed" if correct else "password_change_rejected",
                      {"user_id": str(user.id)}, tenant_id=user.tenant_id)
     if not correct:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid current_password: it does not match the stored password")
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "Invalid current_password: it does not match the stored password")
+    await forgive_attempt(state, counter)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -69,8 +77,9 @@ async def get_users(
 
 
 @router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED, responses=error_responses(409, 422))
-async def create_user_route(body: UserCreate, state: StateDep, admin: UserManager) -> UserOut:
-    """Create a user with any role."""
+async def create_user_route(body: UserCreate, request: Request, state: StateDep, admin: UserManager) -> UserOut:
+    """Create a user with a role whose permissions the caller holds."""
+    await require_grantable(request, admin, body.role)
     return await create_account(state, body.username, str(body.email), body.password, body.role,
                                 created_by=str(admin.id))
 
@@ -81,8 +90,11 @@ async def get_user(user_id: uuid.UUID, _admin: UserManager, session: SessionDep)
 
 
 @router.patch("/{user_id}", response_model=UserOut, responses=error_responses(404, 409, 422))
-async def patch_user(user_id: uuid.UUID, body: UserUpdate, state: StateDep, admin: UserManager) -> UserOut:
+async def patch_user(user_id: uuid.UUID, body: UserUpdate, request: Request, state: StateDep,
+                     admin: UserManager) -> UserOut:
     """Change a user's role, email or active flag; deactivation ends their sign-ins and keys at once."""
+    if body.role is not None:
+        await require_grantable(request, admin, body.role)
     async with state.session_factory.begin() as session:
         user = await _existing_user(session, user_id)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 import uuid
 
 import httpx
@@ -147,6 +148,18 @@ async def test_huge_offset_is_422(http: httpx.AsyncClient, caller: Caller) -> No
 async def test_oversized_body_is_413(http: httpx.AsyncClient, caller: Caller) -> None:
     response = await http.post("/api/chat/stream", content=b"x" * 20_000_000,
                                headers={**caller.headers, "Content-Type": "application/json"})
+
+    assert response.status_code == 413
+    assert "limit" in response.json()["message"]
+
+
+async def test_chunked_oversized_body_is_413(http: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(400):
+            yield b"x" * 65_536
+
+    # No Content-Length, so only the bytes read can tell the size; no credentials are needed to send it.
+    response = await http.post("/api/auth/login", content=chunks(), headers={"Content-Type": "application/json"})
 
     assert response.status_code == 413
     assert "limit" in response.json()["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 import uuid
@@ -208,11 +209,16 @@ async def test_admin_creates_users_under_the_password_policy(
     assert created.json()["role"] == "developer"
     assert "password" not in str(created.json()).lower().replace("password_", "")
     assert again.status_code == 409
+    shouted = await http.post("/api/users", headers=admin.headers,
+                              json=body | {"username": name.upper(), "email": f"other-{name}@example.com"})
+    assert shouted.status_code == 409
+    assert created.json()["username"] == name
     assert over_limit.status_code == 422
     assert "72 UTF-8 bytes" in over_limit.json()["message"]
     assert bad_role.status_code == 422
     assert bad_email.status_code == 422
     assert (await login(http, name, "a-fine-password")).status_code == 200
+    assert (await login(http, name.upper(), "a-fine-password")).status_code == 200
     made = [e for e in await audit_events(session_factory, "user_created") if e["username"] == name]
     assert made == [{"user_id": created.json()["id"], "username": name, "role": "developer",
                      "created_by": str(admin.user_id)}]
@@ -230,6 +236,7 @@ async def test_user_admin_needs_manage_users(
     me = await http.get("/api/users/me", headers=other.headers)
 
     assert (listing.status_code, one.status_code, patch.status_code) == (403, 403, 403)
+    assert "these credentials grant" in listing.json()["message"]
     assert me.status_code == 200
     assert me.json()["role"] == role
 
@@ -246,6 +253,7 @@ async def test_role_change_and_deactivation_immediate(
     by_key = await http.get("/api/users/me", headers=caller.headers)
     by_token = await http.get("/api/users/me", headers=bearer(tokens["access_token"]))
     by_password = await login(http, caller.username, caller.password)
+    wrong_password = await login(http, caller.username, "not-the-password")
     reactivate = await http.patch(f"/api/users/{caller.user_id}", json={"is_active": True}, headers=admin.headers)
 
     assert demote.status_code == 200
@@ -255,6 +263,8 @@ async def test_role_change_and_deactivation_immediate(
     assert deactivate.status_code == 200
     assert deactivate.json()["is_active"] is False
     assert (by_key.status_code, by_token.status_code, by_password.status_code) == (401, 401, 401)
+    assert "deactivated" in by_password.json()["message"]
+    assert wrong_password.json()["message"] == "Wrong username or password"
     assert reactivate.status_code == 200
     assert (await http.get("/api/users/me", headers=caller.headers)).status_code == 200
     # The sign-in made before deactivation stays ended.
@@ -320,3 +330,72 @@ async def test_repeated_failed_logins_are_throttled(http: httpx.AsyncClient, set
 
     assert statuses[-1] == 429, statuses
     assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_parallel_guesses_cannot_pass_the_login_limit(
+    http: httpx.AsyncClient, settings: Settings, caller: Caller
+) -> None:
+    limit = 3
+    async with serve_api(settings.model_copy(update={"login_failures_per_minute": limit})) as url, \
+            httpx.AsyncClient(base_url=url, timeout=60) as strict:
+        responses = await asyncio.gather(*(login(strict, caller.username, f"guess-{i}") for i in range(12)))
+
+    statuses = [response.status_code for response in responses]
+    # One window boundary can fall inside the burst, so at most two windows' worth get through.
+    assert statuses.count(401) <= 2 * limit, statuses
+    assert statuses.count(429) >= 12 - 2 * limit
+    assert 500 not in statuses
+
+
+async def test_a_login_flood_keeps_the_api_answering(http: httpx.AsyncClient, caller: Caller) -> None:
+    flood = [login(http, f"nobody-{uuid.uuid4().hex[:8]}", "x") for _ in range(60)]
+
+    responses = await asyncio.gather(*flood, http.get("/api/users/me", headers=caller.headers))
+
+    assert {response.status_code for response in responses[:-1]} == {401}
+    assert responses[-1].status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    {"username": "ali\u0000ce", "password": "x"},
+    {"username": "someone", "password": "Pass\u0000word"},
+])
+async def test_nul_in_login_is_422(http: httpx.AsyncClient, body: dict[str, str]) -> None:
+    response = await http.post("/api/auth/login", json=body)
+
+    assert response.status_code == 422
+
+
+async def test_manage_users_scope_cannot_grant_more(
+    http: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = await make_caller(session_factory, role="admin", scope=["manage_users"])
+    name = f"esc-{uuid.uuid4().hex[:8]}"
+    body = {"username": name, "email": f"{name}@example.com", "password": "a-fine-password", "role": "admin"}
+
+    created = await http.post("/api/users", json=body, headers=admin.headers)
+    demote_self_target = await make_caller(session_factory)
+    promoted = await http.patch(f"/api/users/{demote_self_target.user_id}", json={"role": "developer"},
+                                headers=admin.headers)
+
+    assert created.status_code == 403
+    assert "lack" in created.json()["message"]
+    assert promoted.status_code == 403
+    denied = [e for e in await audit_events(session_factory, "denied") if e["user_id"] == str(admin.user_id)]
+    assert len(denied) == 2
+
+
+async def test_password_change_guesses_are_throttled(
+    http: httpx.AsyncClient, settings: Settings, caller: Caller
+) -> None:
+    limit = 2
+    async with serve_api(settings.model_copy(update={"login_failures_per_minute": limit})) as url, \
+            httpx.AsyncClient(base_url=url, timeout=60) as strict:
+        responses = await asyncio.gather(*(
+            strict.post("/api/users/me/password", headers=caller.headers,
+                        json={"current_password": f"guess-{i}", "new_password": "a-new-long-password"})
+            for i in range(10)))
+
+    statuses = [response.status_code for response in responses]
+    assert statuses.count(403) <= 2 * limit, statuses
+    assert 429 in statuses

@@ -26,7 +26,7 @@ async def test_created_key_is_shown_once_and_works(
 
     assert created.status_code == 201, created.text
     assert body["key"].startswith(f"pak_{uuid.UUID(body['id']).hex}_")
-    assert body["permissions"] == []
+    assert body["permissions"] is None
     assert me.status_code == 200
     assert me.json()["id"] == str(caller.user_id)
     assert listed.status_code == 200
@@ -34,6 +34,7 @@ async def test_created_key_is_shown_once_and_works(
     assert body["key"].split("_")[2] not in listed.text + one.text
     assert one.json()["last_used"] is not None
     events = [e for e in await audit_events(session_factory, "key_created") if e["key_id"] == body["id"]]
+    assert listed.json()[0]["permissions"] is None
     assert events == [{"key_id": body["id"], "user_id": str(caller.user_id), "name": "laptop", "permissions": [],
                        "expires_at": None}]
 
@@ -46,9 +47,10 @@ async def test_key_scope_within_creator(
     narrow = await http.post("/api/keys", json={"name": "reader", "permissions": ["read_conversations"]},
                              headers=caller.headers)
     reader = {"X-API-Key": narrow.json()["key"]}
-    inherited = await http.post("/api/keys", json={"name": "child"}, headers=reader)
-    widened = await http.post("/api/keys", json={"name": "child", "permissions": ["write_conversations"]},
-                              headers=reader)
+    from_scoped = await http.post("/api/keys", json={"name": "child"}, headers=reader)
+    revoke_from_scoped = await http.delete(f"/api/keys/{narrow.json()['id']}", headers=reader)
+    password_from_scoped = await http.post("/api/users/me/password", headers=reader, json={
+        "current_password": caller.password, "new_password": "another-long-one"})
     empty = await http.post("/api/keys", json={"name": "none", "permissions": []}, headers=caller.headers)
     unknown = await http.post("/api/keys", json={"name": "x", "permissions": ["root"]}, headers=caller.headers)
     write_with_reader = await http.delete(f"/api/chat/conversations/{uuid.uuid4()}", headers=reader)
@@ -58,9 +60,10 @@ async def test_key_scope_within_creator(
     assert "manage_users" in wider.json()["message"]
     assert narrow.status_code == 201
     assert narrow.json()["permissions"] == ["read_conversations"]
-    assert inherited.status_code == 201
-    assert inherited.json()["permissions"] == ["read_conversations"]
-    assert widened.status_code == 403
+    assert from_scoped.status_code == 403
+    assert "scoped API key cannot create keys" in from_scoped.json()["message"]
+    assert revoke_from_scoped.status_code == 403
+    assert password_from_scoped.status_code == 403
     assert empty.status_code == 422
     assert unknown.status_code == 422
     assert write_with_reader.status_code == 403
@@ -117,3 +120,21 @@ async def test_revocation_and_who_may_see_a_key(
     revocations = [e for e in await audit_events(session_factory, "key_revoked") if e["key_id"] == second["id"]]
     assert revocations == [{"key_id": second["id"], "user_id": str(caller.user_id),
                             "revoked_by": str(caller.user_id)}]
+
+
+async def test_key_made_with_an_expiring_key_expires_with_it(http: httpx.AsyncClient, caller: Caller) -> None:
+    parent_expiry = datetime.now(UTC) + timedelta(hours=1)
+    parent = await http.post("/api/keys", json={"name": "parent", "expires_at": parent_expiry.isoformat()},
+                             headers=caller.headers)
+
+    child = await http.post("/api/keys", json={"name": "child"}, headers={"X-API-Key": parent.json()["key"]})
+    far = await http.post("/api/keys", json={"name": "far", "expires_at": "9999-12-31T23:59:59-01:00"},
+                          headers=caller.headers)
+    control = await http.post("/api/keys", json={"name": "\u202egnp.exe\u0007"}, headers=caller.headers)
+    nul = await http.post("/api/keys", json={"name": "a\u0000b"}, headers=caller.headers)
+
+    assert child.status_code == 201
+    assert datetime.fromisoformat(child.json()["expires_at"]) == datetime.fromisoformat(parent.json()["expires_at"])
+    assert far.status_code == 422
+    assert control.status_code == 422
+    assert nul.status_code == 422
