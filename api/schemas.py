@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -9,7 +10,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from api.roles import Permission
-from db.models import USER_ROLES
+from db.models import JOB_TYPES, OVERLAP_POLICIES, USER_ROLES
 from db.users import MAX_PASSWORD_BYTES
 
 ItemT = TypeVar("ItemT")
@@ -136,6 +137,19 @@ class HealthOut(BaseModel):
     providers: dict[str, CheckResult]
 
 
+def _check_no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def _check_plain_text(value: str) -> str:
+    # Control and direction-changing characters in a label would mislead whoever reads it in a log.
+    if any(unicodedata.category(character) in ("Cc", "Cf") for character in value):
+        raise ValueError("must not contain control or formatting characters")
+    return value
+
+
 def _check_password_bytes(password: str) -> str:
     if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD_BYTES:
         raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} UTF-8 bytes, bcrypt's limit; it is never truncated")
@@ -156,6 +170,8 @@ class LoginRequest(BaseModel):
 
     username: str = Field(min_length=1, max_length=50)
     password: str = Field(min_length=1, max_length=1024)
+
+    _no_nul = field_validator("username", "password")(_check_no_nul)
 
 
 class RefreshRequest(BaseModel):
@@ -180,6 +196,12 @@ class SignupRequest(BaseModel):
 
     _password_bytes = field_validator("password")(_check_password_bytes)
 
+    @field_validator("username", "email", mode="after")
+    @classmethod
+    def _lower_case(cls, value: str) -> str:
+        # Stored in lower case, so that names and emails differing only in case are one user.
+        return value.lower()
+
 
 class UserCreate(SignupRequest):
     role: Role = "user"
@@ -198,6 +220,8 @@ class PasswordChange(BaseModel):
 
     current_password: str = Field(min_length=1, max_length=1024)
     new_password: str = Password
+
+    _no_nul = field_validator("current_password")(_check_no_nul)
 
     _password_bytes = field_validator("new_password")(_check_password_bytes)
 
@@ -222,6 +246,9 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
+
+    _plain_name = field_validator("name")(_check_plain_text)
+
     permissions: list[Permission] | None = Field(
         default=None, max_length=len(Permission),
         description="A subset of the caller's permissions; omit for all of them")
@@ -234,15 +261,145 @@ class KeyOut(BaseModel):
     id: uuid.UUID
     name: str
     user_id: uuid.UUID
-    permissions: list[str] = Field(description="The key's scope; empty means the owner's full role")
+    permissions: list[str] | None = Field(description="The key's scope; null means the owner's whole role")
     is_active: bool
     created_at: datetime
     expires_at: datetime | None
     last_used: datetime | None
 
 
+    @field_validator("permissions", mode="before")
+    @classmethod
+    def _whole_role_as_null(cls, scope: list[str] | None) -> list[str] | None:
+        return scope or None
+
+
 class KeyCreated(KeyOut):
     key: str = Field(description="The secret, pak_<key id>_<secret>; shown only in this response")
+
+
+class JobAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=100, description="chat, webhook, worker_task or a registered type")
+    params: dict[str, Any] = Field(default_factory=dict, description="The action type's parameters")
+
+
+MAX_JOB_TIMEOUT_SECONDS = 7 * 86_400
+
+
+class JobFields(BaseModel):
+    """The fields a job is created with and may later change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedule_spec: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="cron: five fields, such as `*/15 * * * *`. interval: `30s`, `15m`, `2h`, `1d` or ISO 8601 "
+                    "such as `PT15M`. Omitted for one_time")
+    timezone: str | None = Field(default=None, min_length=1, max_length=64,
+                                 description="IANA time zone of a cron expression, default UTC")
+    scheduled_at: AwareDatetime | None = Field(default=None, description="When a one_time job runs, in the future")
+    action: JobAction | None = None
+    overlap: Literal[OVERLAP_POLICIES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="What a run due while the previous one still runs does; default skip")
+    max_retries: int | None = Field(default=None, ge=0, le=10, description="Retries of a failed run, default 2")
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_JOB_TIMEOUT_SECONDS,
+                                        description="Limit of each attempt; default PAF_JOB_DEFAULT_TIMEOUT_SECONDS")
+    catchup_window_seconds: int | None = Field(
+        default=None, ge=10, le=MAX_JOB_TIMEOUT_SECONDS,
+        description="How late a missed run may still start; default PAF_JOB_CATCHUP_WINDOW_SECONDS")
+    enabled: bool | None = Field(default=None, description="false creates or leaves the schedule paused")
+
+
+class JobCreate(JobFields):
+    name: str = Field(min_length=1, max_length=200)
+    job_type: Literal[JOB_TYPES]  # type: ignore[valid-type]
+    action: JobAction
+
+    _plain_name = field_validator("name")(_check_plain_text)
+
+
+class JobUpdate(JobFields):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    _plain_name = field_validator("name")(_check_plain_text)
+
+
+class ScheduleRun(BaseModel):
+    scheduled_at: datetime
+    started_at: datetime
+    workflow_id: str
+
+
+class ScheduleView(BaseModel):
+    """The job's Temporal Schedule as Temporal reports it now."""
+
+    id: str
+    paused: bool
+    note: str | None
+    next_run_times: list[datetime]
+    recent_runs: list[ScheduleRun]
+    running_workflow_ids: list[str]
+    runs_started: int
+    runs_skipped_for_overlap: int
+    runs_missed_catchup_window: int
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    job_type: str
+    schedule_spec: str | None
+    timezone: str
+    scheduled_at: datetime | None
+    action: JobAction
+    overlap: str
+    max_retries: int
+    timeout_seconds: int | None
+    catchup_window_seconds: int
+    enabled: bool
+    status: str = Field(description="scheduled, running, completed, failed, paused, deleted or schedule_missing")
+    result: dict[str, Any] | None
+    error_message: str | None
+    retry_count: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    deleted_at: datetime | None
+    schedule: ScheduleView | None = Field(description="null when the schedule does not exist")
+
+
+class ExecutionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    status: str
+    result: dict[str, Any] | None
+    error_message: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    duration_ms: int | None
+    attempts: int
+    cpu_seconds: float | None = Field(validation_alias=AliasChoices("cpu_usage", "cpu_seconds"))
+    peak_memory_bytes: float | None = Field(validation_alias=AliasChoices("memory_usage", "peak_memory_bytes"))
+    workflow_id: str | None
+
+
+class BackfillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_at: AwareDatetime
+    end_at: AwareDatetime
+
+
+class ActionTypeOut(BaseModel):
+    name: str
+    description: str
+    params_schema: dict[str, Any]
 
 
 class ErrorOut(BaseModel):
@@ -263,6 +420,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input",
         413: "Message or body too large",
         429: "Too many requests; see Retry-After",
+        501: "Not available in this version",
         502: "The turn failed",
         503: "A dependency is unavailable",
         504: "The turn is still running",

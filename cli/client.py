@@ -15,7 +15,7 @@ class ChatError(RuntimeError):
     """The API rejected the request or the turn ended with an error event."""
 
 
-def _error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
     """Return the API's readable error: its `message`, else its `detail`, else the raw body."""
     try:
         body = response.json()
@@ -41,7 +41,7 @@ async def stream_chat(
     async with aconnect_sse(client, "POST", "/api/chat/stream", json=body, headers={"X-API-Key": api_key}) as source:
         if source.response.status_code != 200:
             await source.response.aread()
-            raise ChatError(f"HTTP {source.response.status_code}: {_error_text(source.response)}")
+            raise ChatError(f"HTTP {source.response.status_code}: {error_text(source.response)}")
         async for sse in source.aiter_sse():
             event = StreamEvent(id=sse.id, event=sse.event, data=json.loads(sse.data) if sse.data else {})
             yield event

@@ -55,6 +55,14 @@ class StackConfig:
         )
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a file that only its owner can read, since it holds a secret."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text + "\n")
+
+
 @dataclass
 class Stack:
     config: StackConfig
@@ -92,9 +100,7 @@ class Stack:
         """Return the stack's token signing key, made once, so sign-ins survive a restart."""
         path = self.config.state_dir / "jwt-secret"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_hex(32))
+            _write_private(path, secrets.token_hex(32))
         return path.read_text().strip()
 
     def _check_ports_free(self) -> None:
@@ -126,6 +132,8 @@ class Stack:
             self.processes.append(postgres.start())
             asyncio.run(create_database(postgres.url("postgres"), "paf"))
             self.database_url = postgres.url("paf")
+            # For `paf users` and `paf keys`, which then need no DATABASE_URL on this machine.
+            _write_private(state / "database-url", self.database_url)
         migrate.upgrade(self.database_url)
         logger.info("database schema is at the latest migration")
 

@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     allow_signup: bool = False
     # Failed logins allowed per username per minute before 429; 0 turns the limit off.
     login_failures_per_minute: int = Field(default=10, ge=0)
+    # Sign-ups allowed per client address per minute when sign-up is open; 0 turns the limit off.
+    signups_per_minute_per_address: int = Field(default=5, ge=0)
+    # Scheduled jobs.
+    jobs_created_per_minute_per_user: int = Field(default=30, ge=0)
+    jobs_created_per_minute_per_key: int = Field(default=30, ge=0)
+    # How late a missed run may still start, after Temporal or the workers were down.
+    job_catchup_window_seconds: int = Field(default=60, ge=10)
+    job_default_timeout_seconds: int = Field(default=600, gt=0)
+    # Webhook actions refuse private, loopback and link-local addresses unless this is true.
+    webhook_allow_private_addresses: bool = False
+    webhook_max_response_bytes: int = Field(default=1_048_576, gt=0)
     # How long a finished turn's events stay available to resuming clients.
     run_events_retention_seconds: float = Field(default=86_400.0, gt=0)
 

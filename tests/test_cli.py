@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import FlexEvent
 from settings import Settings
+from tests.conftest import Caller
 
 
 def run_paf(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -69,6 +71,57 @@ async def test_key_scope_within_the_role(settings: Settings, http: httpx.AsyncCl
     assert me.json()["permissions"] == ["read_conversations"]
 
 
+async def test_users_update_and_set_password(settings: Settings, http: httpx.AsyncClient) -> None:
+    name = f"ops-{uuid.uuid4().hex[:8]}"
+    run_paf(settings, "users", "create", name, "--email", f"{name}@example.com", "--password-stdin",
+            stdin="correct horse battery\n")
+    key = run_paf(settings, "keys", "create", name).stdout.strip()
+
+    promoted = run_paf(settings, "users", "update", name, "--role", "admin")
+    reset = run_paf(settings, "users", "set-password", name, "--password-stdin", stdin="a brand new password\n")
+    login = await http.post("/api/auth/login", json={"username": name, "password": "a brand new password"})
+    deactivated = run_paf(settings, "users", "update", name, "--deactivate")
+    with_key = await http.get("/api/users/me", headers={"X-API-Key": key})
+    nothing = run_paf(settings, "users", "update", name)
+    listed = run_paf(settings, "keys", "list", name)
+
+    assert promoted.returncode == 0, promoted.stderr
+    assert "role user to admin" in promoted.stdout
+    assert reset.returncode == 0, reset.stderr
+    assert login.status_code == 200
+    assert deactivated.returncode == 0
+    assert with_key.status_code == 401
+    assert nothing.returncode == 2
+    assert "(whole role)" in listed.stdout
+
+
+def test_users_create_checks_like_the_api(settings: Settings) -> None:
+    bad_name = run_paf(settings, "users", "create", "bad name!", "--email", "b@example.com", "--password-stdin",
+                       stdin="correct horse battery\n")
+    bad_email = run_paf(settings, "users", "create", "goodname", "--email", "not-an-email", "--password-stdin",
+                        stdin="correct horse battery\n")
+    no_terminal = run_paf(settings, "users", "create", "goodname", "--email", "g@example.com")
+
+    assert bad_name.returncode == 2
+    assert "username" in bad_name.stderr
+    assert bad_email.returncode == 2
+    assert "email" in bad_email.stderr
+    assert no_terminal.returncode == 2
+    assert "--password-stdin" in no_terminal.stderr
+    assert "Traceback" not in bad_name.stderr + bad_email.stderr + no_terminal.stderr
+
+
+def test_unreachable_database_is_one_line(settings: Settings) -> None:
+    env_url = settings.database_url.rsplit("@", 1)[0] + "@127.0.0.1:9/paf"
+    result = subprocess.run([sys.executable, "-m", "cli.main", "users", "list"], capture_output=True, text=True,
+                            env={**os.environ, "DATABASE_URL": env_url}, timeout=60)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "cannot use the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_short_password_rejected(settings: Settings) -> None:
     result = run_paf(settings, "users", "create", "shorty", "--email", "s@example.com", "--password-stdin",
                      stdin="short\n")
@@ -99,4 +152,42 @@ async def test_keys_list_and_revoke(settings: Settings, http: httpx.AsyncClient)
     assert revoked.returncode == 0, revoked.stderr
     assert after.status_code == 401
     assert unknown.returncode == 1
-    assert "no API key" in unknown.stderr
+    assert "not found" in unknown.stderr
+
+
+async def run_paf_async(settings: Settings, *args: str) -> tuple[int, str, str]:
+    """Run `paf` without blocking this event loop, which serves the API that the command calls."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli.main", *args, env={**os.environ, "DATABASE_URL": settings.database_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+async def test_jobs_commands(settings: Settings, api_url: str, caller: Caller) -> None:
+    common = ("--api-url", api_url, "--api-key", caller.api_key)
+
+    code, created, error = await run_paf_async(settings, "jobs", "create", "nightly", "--cron", "0 3 * * *",
+                                               "--timezone", "Europe/Paris", "--webhook", "http://127.0.0.1:9/x",
+                                               *common)
+    job_id = created.split()[2]
+    listed = await run_paf_async(settings, "jobs", "list", *common)
+    paused = await run_paf_async(settings, "jobs", "pause", job_id, *common)
+    resumed = await run_paf_async(settings, "jobs", "resume", job_id, *common)
+    triggered = await run_paf_async(settings, "jobs", "trigger", job_id, *common)
+    shown = await run_paf_async(settings, "jobs", "show", job_id, *common)
+    deleted = await run_paf_async(settings, "jobs", "delete", job_id, *common)
+    bad = await run_paf_async(settings, "jobs", "create", "bad", "--cron", "* *", "--chat", "hi", *common)
+
+    assert code == 0, error
+    assert "next run:" in created
+    assert job_id in listed[1]
+    assert paused[0] == 0
+    assert f"paused job {job_id}" in paused[1]
+    assert resumed[0] == 0
+    assert triggered[0] == 0
+    assert "cron 0 3 * * * (Europe/Paris)" in shown[1]
+    assert deleted[0] == 0
+    assert bad[0] == 1
+    assert "HTTP 422" in bad[2]
+    assert "five-field cron" in bad[2]
