@@ -16,7 +16,7 @@ from api.deps import AppState
 from api.runs import cancel_run
 from api.schemas import ChatRequest
 from db import chat
-from db.models import Conversation, Message, UPEESession, User
+from db.models import Conversation, User
 from db.run_events import append_event
 from llm.budget import CHARS_PER_TOKEN, estimate_tokens, max_message_tokens
 from workflows.upee import UPEEWorkflow
@@ -88,16 +88,9 @@ async def start_turn(state: AppState, user: User, body: ChatRequest) -> StartedT
                     f"turn {running[-1]} is still running in conversation {conversation.id}; wait for it, "
                     "cancel it, or send multitask=enqueue or interrupt",
                 )
-        user_message = Message(conversation_id=conversation.id, role="user", content=body.message,
-                               request_id=request_id)
-        session.add(user_message)
-        session.add(UPEESession(conversation_id=conversation.id, request_id=request_id))
-        await session.flush()
-        await append_event(session, request_id, "conversation", {
-            "conversation_id": str(conversation.id), "request_id": str(request_id),
-            "user_message_id": str(user_message.id), "message_id": str(assistant_message_id), "model": model,
-        })
-        conversation_id, user_message_id = conversation.id, user_message.id
+        user_message_id = await chat.add_turn(session, conversation.id, body.message, request_id,
+                                              assistant_message_id, model)
+        conversation_id = conversation.id
 
     if body.conversation_id is not None and body.multitask == "interrupt":
         for earlier in running:

@@ -14,11 +14,20 @@ import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.admin import add_commands
+from cli.jobs import add_commands as add_job_commands
 from cli.client import ChatError, print_streamed_answer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_QUESTION = "What is the capital of France, and what is it famous for?"
+
+
+def default_api_url() -> str:
+    """Return PAF_API_URL, else the API of `make run` on PAF_API_PORT (8000 by default)."""
+    if os.environ.get("PAF_API_URL"):
+        return os.environ["PAF_API_URL"]
+    port = os.environ.get("PAF_API_PORT")
+    return f"http://127.0.0.1:{port}" if port else DEFAULT_API_URL
 
 
 def _state_dir() -> Path:
@@ -73,6 +82,7 @@ def command_stack(args: argparse.Namespace) -> int:
         print(f"\nAsking: {args.question}\n", flush=True)
         complete = asyncio.run(_chat(stack.api_url, api_key, args.question, show_thinking=False))
         print(f"\nquality score: {complete.get('quality_score')}", flush=True)
+        job_id = _start_demo_job(stack.api_url, api_key)
         if args.once:
             return 0
         print(
@@ -81,7 +91,9 @@ def command_stack(args: argparse.Namespace) -> int:
             f"  Temporal UI: http://127.0.0.1:{config.temporal_ui_port}\n"
             f"  API key:     {api_key}\n"
             f"  Logs:        {config.state_dir / 'logs'}\n"
+            f"  Demo job:    {job_id} (Temporal UI, Schedules: job-{job_id})\n"
             f"Try: {_chat_hint(stack.api_url)}\n"
+            f"     .venv/bin/paf jobs show {job_id}{_api_flag(stack.api_url)}\n"
             f"     .venv/bin/temporal workflow list --address {stack.temporal_address}\n"
             "Press Ctrl-C to stop.",
             flush=True,
@@ -98,9 +110,29 @@ def command_stack(args: argparse.Namespace) -> int:
         stack.stop()
 
 
+def _api_flag(api_url: str) -> str:
+    return "" if api_url == DEFAULT_API_URL else f" --api-url {api_url}"
+
+
 def _chat_hint(api_url: str) -> str:
-    flag = "" if api_url == DEFAULT_API_URL else f"--api-url {api_url} "
-    return f'.venv/bin/paf chat {flag}"Why is the sky blue?"'
+    return f'.venv/bin/paf chat{_api_flag(api_url)} "Why is the sky blue?"'
+
+
+def _start_demo_job(api_url: str, api_key: str) -> str:
+    """Create and trigger the demonstration job, then print its first run's outcome."""
+    from datetime import UTC, datetime
+
+    from devstack.demo_job import ensure_demo_job, wait_for_run
+
+    started = datetime.now(UTC)
+    job = asyncio.run(ensure_demo_job(api_url, api_key))
+    print(f"\nDemo job {job['id']} ({job['name']}, every {job['schedule_spec']}): first run triggered", flush=True)
+    run = asyncio.run(wait_for_run(api_url, api_key, job["id"], started))
+    if run is None:
+        print("demo job: its first run has not finished yet", flush=True)
+    else:
+        print(f"demo job: run {run['status']} in {run['duration_ms']} ms", flush=True)
+    return str(job["id"])
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -145,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = commands.add_parser("chat", help="stream an answer from a running API")
     chat.add_argument("question")
-    chat.add_argument("--api-url", default=os.environ.get("PAF_API_URL", DEFAULT_API_URL),
+    chat.add_argument("--api-url", default=default_api_url(),
                       help="the API's base URL (default: PAF_API_URL, else %(default)s)")
     chat.add_argument("--api-key", help="default: PAF_API_KEY, else the development key in the state folder")
     chat.add_argument("--conversation", help="continue this conversation id")
@@ -161,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(handler=command_db)
 
     add_commands(commands)
+    add_job_commands(commands, default_api_url(), _api_key)
     return parser
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from db.models import Conversation, FlexEvent, Message, RunEvent, UPEESession
+from db.run_events import append_event
 
 
 class ConversationNotFoundError(LookupError):
@@ -274,3 +275,24 @@ async def running_turns(session: AsyncSession, conversation_id: uuid.UUID) -> li
         .order_by(UPEESession.created_at, UPEESession.id)
     )
     return list(rows)
+
+
+async def add_turn(
+    session: AsyncSession, conversation_id: uuid.UUID, content: str, request_id: uuid.UUID,
+    assistant_message_id: uuid.UUID, model: str,
+) -> uuid.UUID:
+    """Store a turn's user message, session row and first stream event; return the message id."""
+    user_message = Message(conversation_id=conversation_id, role="user", content=content, request_id=request_id)
+    session.add(user_message)
+    session.add(UPEESession(conversation_id=conversation_id, request_id=request_id))
+    await session.flush()
+    await append_event(session, request_id, "conversation", {
+        "conversation_id": str(conversation_id), "request_id": str(request_id),
+        "user_message_id": str(user_message.id), "message_id": str(assistant_message_id), "model": model,
+    })
+    return user_message.id
+
+
+async def user_message_id(session: AsyncSession, request_id: uuid.UUID) -> uuid.UUID | None:
+    """Return the id of the user message that started turn `request_id`, if it is stored."""
+    return await session.scalar(select(Message.id).where(Message.request_id == request_id, Message.role == "user"))

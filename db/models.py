@@ -43,7 +43,10 @@ MESSAGE_STATUSES = ("streaming", "completed", "cancelled", "failed")
 WORKER_STATUSES = ("active", "inactive", "unhealthy")
 TASK_STATUSES = ("pending", "running", "completed", "failed")
 JOB_TYPES = ("one_time", "cron", "interval")
-JOB_STATUSES = ("queued", "running", "completed", "failed", "paused")
+# "scheduled": waiting for its next run. "schedule_missing": the Temporal Schedule was
+# deleted outside the API. "deleted": removed through the API, its executions kept.
+JOB_STATUSES = ("scheduled", "running", "completed", "failed", "paused", "deleted", "schedule_missing")
+OVERLAP_POLICIES = ("skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all")
 EXECUTION_STATUSES = ("running", "completed", "failed")
 
 
@@ -217,14 +220,16 @@ class CoreJob(Base):
     __table_args__ = (
         CheckConstraint(_one_of("job_type", JOB_TYPES), name="job_type"),
         CheckConstraint(_one_of("status", JOB_STATUSES), name="status"),
+        CheckConstraint(_one_of("overlap", OVERLAP_POLICIES), name="overlap"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     job_type: Mapped[str] = mapped_column(String(20), nullable=False)
     schedule_spec: Mapped[str | None] = mapped_column(String(200))
+    # The action's parameters; `action_type` names the action.
     payload: Mapped[dict[str, Any]] = _json()
-    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="scheduled", index=True)
     result: Mapped[dict[str, Any] | None] = _json(nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text)
     worker_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -237,11 +242,25 @@ class CoreJob(Base):
     max_retries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3")
     retry_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    action_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), nullable=False, server_default="UTC")
+    overlap: Mapped[str] = mapped_column(String(20), nullable=False, server_default="skip")
+    catchup_window_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default="60")
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class JobExecution(Base):
     __tablename__ = "job_executions"
-    __table_args__ = (CheckConstraint(_one_of("status", EXECUTION_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", EXECUTION_STATUSES), name="status"),
+        # Lists a job's executions newest first without sorting them all.
+        Index("ix_job_executions_job_id_started_at", "job_id", "started_at"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     job_id: Mapped[uuid.UUID] = mapped_column(
@@ -252,8 +271,12 @@ class JobExecution(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # CPU seconds and peak memory in bytes of the action, where they can be measured.
     cpu_usage: Mapped[float | None] = mapped_column(Float)
     memory_usage: Mapped[float | None] = mapped_column(Float)
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class FlexEvent(Base):

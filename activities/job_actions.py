@@ -1,0 +1,189 @@
+"""Action types that scheduled jobs can run, and the handler interface that adds more.
+
+A handler takes an `ActionContext` and its validated parameters and returns a
+JSON-serialisable dict, the execution's result. Raising fails the attempt, and
+the job's `max_retries` decides whether another one follows. A plain function
+runs in a thread of its own, where its CPU time can be measured. A coroutine
+function runs on the worker's event loop.
+
+    class Params(BaseModel):
+        table: str
+
+    @register_action("vacuum", Params, "VACUUM one table")
+    async def vacuum(context: ActionContext, params: Params) -> dict[str, Any]:
+        ...
+
+Register handlers in a module that both the API and the worker import, so the
+API can validate parameters and the worker can run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import socket
+import threading
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from settings import Settings
+
+WORKER_TASK_ACTION = "worker_task"
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    job_id: str
+    execution_id: str
+    owner_id: str
+    attempt: int
+    settings: Settings
+
+
+Handler = Callable[[ActionContext, Any], Awaitable[dict[str, Any]] | dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ActionType:
+    name: str
+    params: type[BaseModel]
+    handler: Handler | None
+    description: str
+
+
+class ActionFailed(RuntimeError):
+    """A failed action run. The message is stored in the execution record."""
+
+
+ACTION_TYPES: dict[str, ActionType] = {}
+
+
+def register_action(name: str, params: type[BaseModel], description: str = "") -> Callable[[Handler], Handler]:
+    """Register `handler` as the action type `name`, whose parameters `params` validates."""
+
+    def decorate(handler: Handler) -> Handler:
+        if name in ACTION_TYPES:
+            raise ValueError(f"action type {name!r} is already registered")
+        ACTION_TYPES[name] = ActionType(name=name, params=params, handler=handler, description=description)
+        return handler
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Measured:
+    result: dict[str, Any]
+    cpu_seconds: float | None
+    peak_memory_bytes: int | None
+
+
+async def run_handler(action: ActionType, context: ActionContext, raw_params: dict[str, Any]) -> Measured:
+    """Validate the parameters and run the handler, measuring what can be measured."""
+    assert action.handler is not None
+    params = action.params.model_validate(raw_params)
+    if inspect.iscoroutinefunction(action.handler):
+        # NOTE: a coroutine shares the worker's thread and heap, so its CPU time and memory are not its own.
+        result = await action.handler(context, params)
+        return Measured(dict(result), None, None)
+    return await asyncio.to_thread(_measure_in_thread, action.handler, context, params)
+
+
+_tracing_lock = threading.Lock()
+
+
+def _measure_in_thread(handler: Handler, context: ActionContext, params: BaseModel) -> Measured:
+    started_cpu = time.thread_time()
+    # tracemalloc counts the whole process, so its peak is the action's only when it runs alone.
+    traced = _tracing_lock.acquire(blocking=False)
+    if traced:
+        tracemalloc.start()
+    try:
+        result = handler(context, params)
+        peak = tracemalloc.get_traced_memory()[1] if traced else None
+    finally:
+        if traced:
+            tracemalloc.stop()
+            _tracing_lock.release()
+    return Measured(dict(result), time.thread_time() - started_cpu, peak)  # type: ignore[arg-type]
+
+
+class ChatParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=32_000, description="The message each run sends")
+    model: str | None = Field(default=None, min_length=1, max_length=100)
+    conversation_id: str | None = Field(default=None, description="Omit to start a conversation for the job")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0, allow_inf_nan=False)
+
+
+class WorkerTaskParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_type: str = Field(min_length=1, max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class WebhookParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl
+    method: Literal["GET", "POST"] = "POST"
+    json_body: dict[str, Any] | None = Field(default=None, description="Sent as JSON with POST")
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
+# Chat turns and worker tasks are run by the job workflow itself, not by a handler.
+ACTION_TYPES["chat"] = ActionType("chat", ChatParams, None, "Send a prompt to a conversation as a UPEE turn")
+ACTION_TYPES[WORKER_TASK_ACTION] = ActionType(WORKER_TASK_ACTION, WorkerTaskParams, None,
+                                              "Dispatch a task to worker agents")
+
+
+def _check_address(host: str, allow_private: bool) -> None:
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as error:
+        raise ActionFailed(f"cannot resolve {host}: {error}") from error
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
+                or address.is_multicast or address.is_unspecified:
+            raise ActionFailed(f"{host} resolves to {address}, a private or local address; set "
+                               "PAF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true to allow it")
+
+
+@register_action("webhook", WebhookParams, "Send an HTTP request; a status of 400 or more fails the attempt")
+async def webhook(context: ActionContext, params: WebhookParams) -> dict[str, Any]:
+    url = str(params.url)
+    host = urlsplit(url).hostname or ""
+    # NOTE: the address is checked before connecting, so a DNS answer that changes in between is not caught.
+    await asyncio.to_thread(_check_address, host, context.settings.webhook_allow_private_addresses)
+    limit = context.settings.webhook_max_response_bytes
+    headers = {"User-Agent": "paf-core-agent-job", "X-PAF-Job-Id": context.job_id,
+               "X-PAF-Execution-Id": context.execution_id, **params.headers}
+    started = time.monotonic()
+    async with httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(30.0)) as client:
+        try:
+            async with client.stream(params.method, url, headers=headers,
+                                     json=params.json_body if params.method == "POST" else None) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) > limit:
+                        raise ActionFailed(f"the response is larger than {limit} bytes")
+        except httpx.HTTPError as error:
+            raise ActionFailed(f"{params.method} {url} failed: {error!r}") from error
+    text = body.decode("utf-8", errors="replace")
+    if response.status_code >= 400:
+        raise ActionFailed(f"{params.method} {url} returned status {response.status_code}: {text[:300]}")
+    return {"status_code": response.status_code, "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
+            "body": text[:2000]}

@@ -1,0 +1,129 @@
+"""One run of a scheduled job: an execution row, the action with its retries and timeout, the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.job_types import (
+        CHAT_ACTION,
+        ActionOutcome,
+        ExecutionPlan,
+        FinishExecutionInput,
+        JobRunInput,
+        JobRunResult,
+        RunActionInput,
+        StartExecutionInput,
+    )
+    from workflows.upee import UPEEWorkflow
+    from workflows.upee_types import UPEEInput
+
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+# The execution's record must not be lost, so these retry until PostgreSQL is reachable.
+BOOKKEEPING_RETRY_POLICY = RetryPolicy(initial_interval=timedelta(milliseconds=500),
+                                       maximum_interval=timedelta(seconds=10), maximum_attempts=0)
+# The workflow counts the job's retries itself, so each attempt is one activity try.
+SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+RETRY_DELAY = timedelta(seconds=1)
+MAX_RETRY_DELAY = timedelta(seconds=60)
+
+
+def failure_message(error: BaseException) -> str:
+    """Return the innermost failure's message, without the wrappers' prefixes."""
+    while isinstance(error, FailureError) and error.cause is not None:
+        error = error.cause
+    if isinstance(error, ApplicationError) and error.type:
+        return f"{error.type}: {error.message}"
+    return str(error.message if isinstance(error, FailureError) else error)
+
+
+@workflow.defn(name="JobWorkflow")
+class JobWorkflow:
+    @workflow.run
+    async def run(self, job: JobRunInput) -> JobRunResult:
+        info = workflow.info()
+        plan: ExecutionPlan = await workflow.execute_activity(
+            "start_job_execution", StartExecutionInput(job.job_id, info.workflow_id, info.run_id),
+            result_type=ExecutionPlan, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY_POLICY)
+        if plan.skip_reason:
+            workflow.logger.info("job %s run skipped: %s", job.job_id, plan.skip_reason)
+            return JobRunResult(execution_id="", status="skipped", attempts=0, error=plan.skip_reason)
+
+        errors: list[str] = []
+        outcome: ActionOutcome | None = None
+        attempts = 0
+        try:
+            for attempt in range(plan.max_retries + 1):
+                attempts = attempt + 1
+                try:
+                    outcome = await self._attempt(job.job_id, plan, attempt)
+                    break
+                except (ActivityError, ChildWorkflowError, ApplicationError) as error:
+                    errors.append(failure_message(error))
+                    workflow.logger.warning("job %s attempt %d failed: %s", job.job_id, attempts, errors[-1])
+                if attempt < plan.max_retries:
+                    await workflow.sleep(min(RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY))
+        except asyncio.CancelledError:
+            errors.append("the run was cancelled")
+            # Temporal delivers a cancel once, so this activity still runs.
+            await self._finish(job.job_id, plan, attempts, None, errors)
+            raise
+        return await self._finish(job.job_id, plan, attempts, outcome, errors)
+
+    async def _attempt(self, job_id: str, plan: ExecutionPlan, attempt: int) -> ActionOutcome:
+        timeout = timedelta(seconds=plan.timeout_seconds)
+        if plan.action_type == CHAT_ACTION:
+            return await self._chat(job_id, plan, attempt, timeout)
+        return await workflow.execute_activity(
+            "run_job_action",
+            RunActionInput(job_id=job_id, execution_id=plan.execution_id, owner_id=plan.owner_id,
+                           action_type=plan.action_type, params=plan.params, attempt=attempt),
+            result_type=ActionOutcome, start_to_close_timeout=timeout, retry_policy=SINGLE_ATTEMPT)
+
+    async def _chat(self, job_id: str, plan: ExecutionPlan, attempt: int, timeout: timedelta) -> ActionOutcome:
+        turn: UPEEInput = await workflow.execute_activity(
+            "prepare_job_chat_turn",
+            RunActionInput(job_id=job_id, execution_id=plan.execution_id, owner_id=plan.owner_id,
+                           action_type=plan.action_type, params=plan.params, attempt=attempt),
+            result_type=UPEEInput, start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY_POLICY)
+        child = await workflow.start_child_workflow(UPEEWorkflow.run, turn, id=f"upee-{turn.request_id}")
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(child), timeout=timeout.total_seconds())
+        except TimeoutError:
+            # Cancelling lets the turn store its partial reply as cancelled, which a hard timeout would not.
+            child.cancel()
+            try:
+                await child
+            except ChildWorkflowError:
+                pass
+            raise ApplicationError(f"the chat turn ran past the timeout of {plan.timeout_seconds} s",
+                                   type="JobTimeout") from None
+        return ActionOutcome(result={
+            "conversation_id": turn.conversation_id, "request_id": turn.request_id,
+            "message_id": answer.assistant_message_id, "quality_score": answer.quality_score,
+            "refinements": answer.refinements,
+        })
+
+    async def _finish(
+        self, job_id: str, plan: ExecutionPlan, attempts: int, outcome: ActionOutcome | None, errors: list[str]
+    ) -> JobRunResult:
+        status = "completed" if outcome is not None else "failed"
+        error = None
+        if outcome is None:
+            error = errors[-1] if errors else "no attempt ran"
+        await workflow.execute_activity(
+            "finish_job_execution",
+            FinishExecutionInput(
+                job_id=job_id, execution_id=plan.execution_id, status=status, attempts=attempts,
+                result=outcome.result if outcome else {"errors": errors}, error=error,
+                cpu_seconds=outcome.cpu_seconds if outcome else None,
+                peak_memory_bytes=outcome.peak_memory_bytes if outcome else None),
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT, retry_policy=BOOKKEEPING_RETRY_POLICY)
+        return JobRunResult(execution_id=plan.execution_id, status=status, attempts=attempts,
+                            result=outcome.result if outcome else None, error=error, errors=errors)
