@@ -138,5 +138,5 @@ class JobActivities:
                 job.status = data.status
             elif job.status == "running":
                 job.status = "scheduled"
-        logger.info("job %s execution %s %s after %d attempts", data.job_id, data.execution_id, data.status,
+        logger.info("job %s execution %s %s, attempts: %d", data.job_id, data.execution_id, data.status,
                     data.attempts)

@@ -13,7 +13,13 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
 
 from activities.job_actions import ActionContext, register_action
 from db.models import Message
@@ -382,3 +388,21 @@ async def test_plain_function_action_is_measured(http: httpx.AsyncClient, caller
     assert runs[0]["result"]["allocated"] == 4 * 1_048_576
     assert runs[0]["cpu_seconds"] > 0
     assert runs[0]["peak_memory_bytes"] >= 4 * 1_048_576
+
+
+async def test_spec_changed_in_temporal_is_reflected(
+    http: httpx.AsyncClient, caller: Caller, webhooks: WebhookServer, temporal_client: Client
+) -> None:
+    job = await create(http, caller, webhook_job(webhooks, tag(), schedule_spec="1h"))
+
+    def every_seven_hours(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        schedule = current.description.schedule
+        schedule.spec = ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=7))])
+        return ScheduleUpdate(schedule=schedule)
+
+    await temporal_client.get_schedule_handle(f"job-{job['id']}").update(every_seven_hours)
+    shown = (await http.get(f"/api/jobs/{job['id']}", headers=caller.headers)).json()
+
+    next_runs = [datetime.fromisoformat(t) for t in shown["schedule"]["next_run_times"]]
+    assert next_runs[1] - next_runs[0] == timedelta(hours=7)
+    assert shown["status"] == "scheduled"
