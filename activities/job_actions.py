@@ -146,7 +146,7 @@ ACTION_TYPES[WORKER_TASK_ACTION] = ActionType(WORKER_TASK_ACTION, WorkerTaskPara
                                               "Dispatch a task to worker agents")
 
 
-def _check_address(host: str, allow_private: bool) -> None:
+def check_address(host: str, allow_private: bool) -> None:
     if allow_private:
         return
     try:
@@ -158,7 +158,7 @@ def _check_address(host: str, allow_private: bool) -> None:
         if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
                 or address.is_multicast or address.is_unspecified:
             raise ActionFailed(f"{host} resolves to {address}, a private or local address; set "
-                               "PAF_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true to allow it")
+                               "PAF_HTTP_ALLOW_PRIVATE_ADDRESSES=true to allow it")
 
 
 @register_action("webhook", WebhookParams, "Send an HTTP request; a status of 400 or more fails the attempt")
@@ -166,8 +166,8 @@ async def webhook(context: ActionContext, params: WebhookParams) -> dict[str, An
     url = str(params.url)
     host = urlsplit(url).hostname or ""
     # NOTE: the address is checked before connecting, so a DNS answer that changes in between is not caught.
-    await asyncio.to_thread(_check_address, host, context.settings.webhook_allow_private_addresses)
-    limit = context.settings.webhook_max_response_bytes
+    await asyncio.to_thread(check_address, host, context.settings.http_allow_private_addresses)
+    limit = context.settings.http_max_response_bytes
     headers = {"User-Agent": "paf-core-agent-job", "X-PAF-Job-Id": context.job_id,
                "X-PAF-Execution-Id": context.execution_id, **params.headers}
     started = time.monotonic()

@@ -15,7 +15,7 @@ from api.deps import AppState
 from api.errors import BodySizeLimitMiddleware, install_error_handlers
 from api.events import EventHub
 from api.retention import purge_expired_events_forever
-from api.routes import auth, chat, health, jobs, keys, runs, users
+from api.routes import auth, chat, health, jobs, keys, runs, users, workers
 from db.engine import create_engine, create_session_factory
 from llm.registry import ProviderRegistry
 from settings import Settings, get_settings
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(runs.router)
     app.include_router(jobs.router)
+    app.include_router(workers.router)
     app.include_router(health.router)
     return app
 

@@ -402,6 +402,59 @@ class ActionTypeOut(BaseModel):
     params_schema: dict[str, Any]
 
 
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_type: str = Field(min_length=1, max_length=100, description="A registered task type, which is also the "
+                                                                      "capability a worker needs to run it")
+    payload: dict[str, Any] = Field(default_factory=dict, description="The task type's parameters")
+    priority: int = Field(default=5, ge=1, le=10, description="1 runs first, 10 last")
+    max_retries: int = Field(default=3, ge=0, le=10)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=86_400,
+                                        description="Limit of each attempt; default PAF_WORKER_TASK_DEFAULT_TIMEOUT_SECONDS")
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    task_type: str
+    payload: dict[str, Any]
+    status: str = Field(description="pending, running, completed, failed or cancelled")
+    priority: int
+    max_retries: int
+    retry_count: int
+    timeout_seconds: int
+    worker_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    origin: dict[str, Any]
+    result: dict[str, Any] | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    waiting_reason: str | None = Field(default=None, description="Why a pending task has not started")
+
+
+class WorkerOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    endpoint: str | None
+    capabilities: list[str]
+    status: str = Field(description="active, inactive or unhealthy")
+    last_heartbeat: datetime | None
+    created_at: datetime
+    running_tasks: int = Field(description="Tasks the worker is running now")
+    metadata: dict[str, Any]
+
+
+class TaskTypeOut(BaseModel):
+    name: str
+    description: str
+    payload_schema: dict[str, Any]
+    workers: int = Field(description="Workers polling this capability's task queue now, as Temporal reports")
+
+
 class ErrorOut(BaseModel):
     """The body of every error response."""
 

@@ -41,7 +41,7 @@ USER_ROLES = ("admin", "developer", "user", "readonly")
 MESSAGE_ROLES = ("user", "assistant", "system")
 MESSAGE_STATUSES = ("streaming", "completed", "cancelled", "failed")
 WORKER_STATUSES = ("active", "inactive", "unhealthy")
-TASK_STATUSES = ("pending", "running", "completed", "failed")
+TASK_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 JOB_TYPES = ("one_time", "cron", "interval")
 # "scheduled": waiting for its next run. "schedule_missing": the Temporal Schedule was
 # deleted outside the API. "deleted": removed through the API, its executions kept.
@@ -182,7 +182,8 @@ class WorkerInstance(Base):
     __table_args__ = (CheckConstraint(_one_of("status", WORKER_STATUSES), name="status"),)
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    name: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
+    # A worker registers under its name, and a restart with the same name updates the same row.
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
     endpoint: Mapped[str | None] = mapped_column(String(500))
     capabilities: Mapped[list[str]] = _json(default="'[]'::jsonb")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb"))
@@ -213,6 +214,10 @@ class WorkerTask(Base):
     priority: Mapped[int] = mapped_column(Integer, nullable=False, server_default="5")
     retry_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     max_retries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="3")
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, nullable=False, server_default="300")
+    # Where the task came from: "api", "upee" or "job", with the id of the turn or job.
+    origin: Mapped[dict[str, Any]] = _json()
 
 
 class CoreJob(Base):

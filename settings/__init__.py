@@ -100,9 +100,22 @@ class Settings(BaseSettings):
     # How late a missed run may still start, after Temporal or the workers were down.
     job_catchup_window_seconds: int = Field(default=60, ge=10)
     job_default_timeout_seconds: int = Field(default=600, gt=0)
-    # Webhook actions refuse private, loopback and link-local addresses unless this is true.
-    webhook_allow_private_addresses: bool = False
-    webhook_max_response_bytes: int = Field(default=1_048_576, gt=0)
+    # Webhook actions and http_fetch tasks refuse private, loopback and link-local addresses unless this is true.
+    http_allow_private_addresses: bool = False
+    http_max_response_bytes: int = Field(default=1_048_576, gt=0)
+    # Worker agents. A worker polls one task queue per capability, named after the core queue.
+    worker_name: str | None = Field(default=None, max_length=100)
+    # None: every built-in capability. An empty list: the core queue only.
+    worker_capabilities: list[str] | None = None
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # A worker whose last heartbeat is older than this is marked unhealthy by the health check.
+    worker_unhealthy_after_seconds: float = Field(default=30.0, gt=0)
+    worker_max_concurrent_tasks: int = Field(default=10, gt=0)
+    # How long a task waits for a worker with its capability before it fails.
+    worker_task_wait_seconds: float = Field(default=300.0, gt=0)
+    worker_task_default_timeout_seconds: int = Field(default=300, gt=0)
+    # How long the UPEE Execute phase waits for the worker tasks that Plan chose.
+    upee_worker_task_timeout_seconds: float = Field(default=60.0, gt=0)
     # How long a finished turn's events stay available to resuming clients.
     run_events_retention_seconds: float = Field(default=86_400.0, gt=0)
 
@@ -139,6 +152,10 @@ class Settings(BaseSettings):
             raise ValueError(f"PAF_JWT_SECRET must be set to at least {MIN_JWT_SECRET_CHARS} random characters "
                              "in production, e.g. the output of `openssl rand -hex 32`")
         return self
+
+    def capability_queue(self, capability: str) -> str:
+        """Return the task queue of worker agents with `capability`."""
+        return f"{self.temporal_task_queue}-capability-{capability}"
 
     @property
     def default_model_name(self) -> str:

@@ -7,6 +7,7 @@ gets its own user, so tests do not see each other's data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
@@ -33,7 +34,15 @@ from devstack.temporal import TemporalDevServer
 from llm.registry import ProviderRegistry
 from settings import ModelConfig, Settings
 from tests.support.scripted_provider import ScriptedProvider
-from activities.registry import MAX_HEARTBEAT_THROTTLE, WORKFLOWS, build_activities
+from activities.registry import (
+    MAX_HEARTBEAT_THROTTLE,
+    WORKFLOWS,
+    build_activities,
+    build_capability_workers,
+    resolve_capabilities,
+)
+from activities.workers import WorkerIdentity
+from db.workers import register_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MODEL = "smollm2-135m"
@@ -112,7 +121,7 @@ def settings(services: Services, provider: ScriptedProvider) -> Settings:
         max_refinements=1,
         jwt_secret=JWT_SECRET,
         # The webhook server of the job tests listens on 127.0.0.1.
-        webhook_allow_private_addresses=True,
+        http_allow_private_addresses=True,
         quality_threshold=0.5,
     )
 
@@ -138,6 +147,7 @@ async def temporal_client(settings: Settings) -> Client:
 async def worker(
     settings: Settings, temporal_client: Client, session_factory: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Worker]:
+    """The core worker, with one in-process worker for every built-in capability beside it."""
     providers = ProviderRegistry(settings)
     worker = Worker(
         temporal_client,
@@ -146,7 +156,15 @@ async def worker(
         activities=build_activities(session_factory, providers),
         max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
     )
-    async with worker:
+    identity = WorkerIdentity(name=f"test-worker-{uuid.uuid4().hex[:8]}")
+    capabilities = resolve_capabilities(settings, None)
+    async with session_factory.begin() as session:
+        identity.worker_id = await register_worker(session, identity.name, "in-process", capabilities, {})
+    capability_workers = build_capability_workers(temporal_client, settings, session_factory, providers, identity,
+                                                  capabilities)
+    async with contextlib.AsyncExitStack() as stack:
+        for each in (worker, *capability_workers):
+            await stack.enter_async_context(each)
         yield worker
     await providers.close()
 

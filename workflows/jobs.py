@@ -34,8 +34,8 @@ MAX_RETRY_DELAY = timedelta(seconds=60)
 
 
 def failure_message(error: BaseException) -> str:
-    """Return the innermost failure's message, without the wrappers' prefixes."""
-    while isinstance(error, FailureError) and error.cause is not None:
+    """Return the failure's own message, without the activity and child workflow wrappers."""
+    while isinstance(error, (ActivityError, ChildWorkflowError)) and error.cause is not None:
         error = error.cause
     if isinstance(error, ApplicationError) and error.type:
         return f"{error.type}: {error.message}"
