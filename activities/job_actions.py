@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 import ipaddress
 import socket
 import threading
@@ -61,6 +62,10 @@ class ActionType:
 
 class ActionFailed(RuntimeError):
     """A failed action run. The message is stored in the execution record."""
+
+
+class ActionRejected(ActionFailed):
+    """An action that no retry can make succeed, such as a refused address."""
 
 
 ACTION_TYPES: dict[str, ActionType] = {}
@@ -120,7 +125,7 @@ class ChatParams(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=32_000, description="The message each run sends")
     model: str | None = Field(default=None, min_length=1, max_length=100)
-    conversation_id: str | None = Field(default=None, description="Omit to start a conversation for the job")
+    conversation_id: uuid.UUID | None = Field(default=None, description="Omit to start a conversation for the job")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, allow_inf_nan=False)
 
 
@@ -153,12 +158,15 @@ def check_address(host: str, allow_private: bool) -> None:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as error:
         raise ActionFailed(f"cannot resolve {host}: {error}") from error
+    except UnicodeError as error:
+        raise ActionRejected(f"invalid host name {host!r}: {error}") from error
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
                 or address.is_multicast or address.is_unspecified:
-            raise ActionFailed(f"{host} resolves to {address}, a private or local address; set "
-                               "PAF_HTTP_ALLOW_PRIVATE_ADDRESSES=true to allow it")
+            raise ActionRejected(f"{host} resolves to {address}, a private or local address; set "
+                                 "PAF_HTTP_ALLOW_PRIVATE_ADDRESSES=true in the environment of the API and the "
+                                 "workers to allow it")
 
 
 @register_action("webhook", WebhookParams, "Send an HTTP request; a status of 400 or more fails the attempt")

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.job_actions import ACTION_TYPES, ActionContext, ActionFailed, ChatParams, run_handler
+from activities.job_actions import ACTION_TYPES, ActionContext, ActionFailed, ActionRejected, ChatParams, run_handler
+from activities.streaming import heartbeating
 from db import chat
 from db.models import Conversation, CoreJob, JobExecution
 from settings import Settings
@@ -88,7 +89,7 @@ class JobActivities:
     async def _conversation(self, session: AsyncSession, params: ChatParams, data: RunActionInput) -> Conversation:
         conversation = None
         if params.conversation_id:
-            conversation = await session.get(Conversation, uuid.UUID(params.conversation_id), with_for_update=True)
+            conversation = await session.get(Conversation, params.conversation_id, with_for_update=True)
         if conversation is None or str(conversation.user_id) != data.owner_id:
             raise ApplicationError("the job's conversation was deleted; update the job's action to a new one",
                                    type="ConversationDeletedError", non_retryable=True)
@@ -105,7 +106,10 @@ class JobActivities:
         context = ActionContext(job_id=data.job_id, execution_id=data.execution_id, owner_id=data.owner_id,
                                 attempt=data.attempt, settings=self.settings)
         try:
-            measured = await run_handler(action, context, data.params)
+            async with heartbeating():
+                measured = await run_handler(action, context, data.params)
+        except ActionRejected as error:
+            raise ApplicationError(str(error), type="ActionRejected", non_retryable=True) from error
         except ActionFailed as error:
             raise ApplicationError(str(error), type="ActionFailed") from error
         return ActionOutcome(result=measured.result, cpu_seconds=measured.cpu_seconds,
@@ -135,7 +139,7 @@ class JobActivities:
             job.updated_at = now
             job.retry_count = max(data.attempts - 1, 0)
             if job.job_type == "one_time" and job.status in ACTIVE_STATUSES:
-                job.status = data.status
+                job.status = "completed" if data.status == "completed" else "failed"
             elif job.status == "running":
                 job.status = "scheduled"
         logger.info("job %s execution %s %s, attempts: %d", data.job_id, data.execution_id, data.status,

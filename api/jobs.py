@@ -36,9 +36,19 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.workflowservice.v1 import ListScheduleMatchingTimesRequest
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.job_actions import ACTION_TYPES, WORKER_TASK_ACTION, ChatParams
+from activities.job_actions import (
+    ACTION_TYPES,
+    WORKER_TASK_ACTION,
+    ActionFailed,
+    ActionRejected,
+    ChatParams,
+    WebhookParams,
+    check_address,
+)
 from api.schemas import JobAction, JobOut, ScheduleRun, ScheduleView
 from db.models import CoreJob
 from settings import Settings
@@ -81,6 +91,8 @@ def parse_interval(text: str) -> timedelta:
     if match:
         every = timedelta(seconds=int(match.group(1)) * INTERVAL_UNITS[match.group(2)])
     elif text.strip().upper().startswith("P"):
+        if re.search(r"[YM]", text.strip().upper().split("T")[0]):
+            raise ValueError(f"{text!r} counts months or years, which have no fixed length; use days, such as P30D")
         try:
             every = _duration.validate_python(text.strip())
         except ValidationError as error:
@@ -118,6 +130,9 @@ def check_schedule(job_type: str, spec: str | None, timezone: str, scheduled_at:
         if len(spec.split()) != CRON_FIELDS:
             raise invalid("schedule_spec", f"{spec!r} is not a five-field cron expression (minute hour "
                                            "day-of-month month day-of-week), such as '*/15 * * * *'", spec)
+        if "#" in spec:
+            # Temporal would read the text after '#' as a comment and silently run on every such weekday.
+            raise invalid("schedule_spec", f"{spec!r} uses '#' (nth weekday), which is not supported", spec)
     else:
         try:
             parse_interval(spec)
@@ -125,7 +140,7 @@ def check_schedule(job_type: str, spec: str | None, timezone: str, scheduled_at:
             raise invalid("schedule_spec", str(error), spec) from error
 
 
-def check_action(settings: Settings, action: JobAction) -> dict[str, Any]:
+async def check_action(settings: Settings, action: JobAction) -> dict[str, Any]:
     """Validate the action's parameters and return them as stored; 422 naming the field otherwise."""
     action_type = ACTION_TYPES.get(action.type)
     if action_type is None:
@@ -140,6 +155,13 @@ def check_action(settings: Settings, action: JobAction) -> dict[str, Any]:
         raise RequestValidationError([
             {**item, "loc": ("body", "action", "params", *item["loc"])} for item in error.errors()
         ]) from error
+    if isinstance(params, WebhookParams):
+        try:
+            await asyncio.to_thread(check_address, params.url.host or "", settings.http_allow_private_addresses)
+        except ActionRejected as error:
+            raise invalid("action.params.url", str(error), str(params.url)) from error
+        except ActionFailed:
+            pass  # A name that does not resolve yet may resolve when the job runs.
     if isinstance(params, ChatParams):
         model = params.model or settings.default_model_name
         if settings.model_by_name(model) is None:
@@ -197,6 +219,18 @@ def temporal_errors(field: str = "schedule_spec") -> Iterator[None]:
 async def create_schedule(client: Client, job: CoreJob, task_queue: str) -> None:
     with temporal_errors():
         await client.create_schedule(schedule_id(job.id), build_schedule(job, task_queue))
+    await _check_matches(client, job)
+
+
+async def _check_matches(client: Client, job: CoreJob) -> None:
+    """Delete the schedule and raise 422 when a recurring spec never matches, such as 31 February."""
+    if job.job_type == "one_time":
+        return
+    description = await describe(client, job)
+    if description is not None and not description.info.next_action_times and not description.schedule.state.paused:
+        await delete_schedule(client, job)
+        raise invalid("schedule_spec", f"{job.schedule_spec!r} never matches a time, so the job would never run",
+                      job.schedule_spec)
 
 
 async def update_schedule(client: Client, job: CoreJob, task_queue: str, reschedule: bool) -> None:
@@ -214,6 +248,18 @@ async def update_schedule(client: Client, job: CoreJob, task_queue: str, resched
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             await client.create_schedule(schedule_id(job.id), build_schedule(job, task_queue))
+    await _check_matches(client, job)
+
+
+async def count_matching_times(client: Client, job: CoreJob, start_at: datetime, end_at: datetime) -> int:
+    """Return how many runs the job's schedule holds between the two times, as Temporal computes them."""
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(start_at)
+    end.FromDatetime(end_at)
+    with temporal_errors():
+        response = await client.workflow_service.list_schedule_matching_times(ListScheduleMatchingTimesRequest(
+            namespace=client.namespace, schedule_id=schedule_id(job.id), start_time=start, end_time=end))
+    return len(response.start_time)
 
 
 def handle(client: Client, job: CoreJob) -> ScheduleHandle:

@@ -50,7 +50,11 @@ def command_create(args: argparse.Namespace) -> int:
     elif args.webhook:
         action = {"type": "webhook", "params": {"url": args.webhook}}
     else:
-        action = {"type": args.action, "params": json.loads(args.params or "{}")}
+        try:
+            params = json.loads(args.params or "{}")
+        except json.JSONDecodeError as error:
+            raise JobCommandError(f"--params is not a JSON object: {error}") from None
+        action = {"type": args.action, "params": params}
     body: dict[str, Any] = {"name": args.name, **schedule, "action": action, "timezone": args.timezone,
                             "overlap": args.overlap, "max_retries": args.max_retries,
                             "timeout_seconds": args.timeout, "enabled": not args.paused}
@@ -105,7 +109,7 @@ def _reporting(handler: Callable[[argparse.Namespace], int],
         try:
             args.resolved_api_key = resolve_key(args.api_key)
             return handler(args)
-        except (JobCommandError, json.JSONDecodeError) as error:
+        except JobCommandError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
 

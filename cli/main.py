@@ -125,13 +125,17 @@ def _start_demo_job(api_url: str, api_key: str) -> str:
     from devstack.demo_job import ensure_demo_job, wait_for_run
 
     started = datetime.now(UTC)
-    job = asyncio.run(ensure_demo_job(api_url, api_key))
-    print(f"\nDemo job {job['id']} ({job['name']}, every {job['schedule_spec']}): first run triggered", flush=True)
+    job, triggered = asyncio.run(ensure_demo_job(api_url, api_key))
+    if not triggered:
+        print(f"\nDemo job {job['id']} ({job['name']}) is paused; resume it with `paf jobs resume`", flush=True)
+        return str(job["id"])
+    print(f"\nDemo job {job['id']} ({job['name']}, every {job['schedule_spec']}): one run triggered", flush=True)
     run = asyncio.run(wait_for_run(api_url, api_key, job["id"], started))
     if run is None:
         print("demo job: its first run has not finished yet", flush=True)
     else:
-        print(f"demo job: run {run['status']} in {run['duration_ms']} ms", flush=True)
+        score = (run.get("result") or {}).get("quality_score")
+        print(f"demo job: run {run['status']} in {run['duration_ms']} ms, quality score {score}", flush=True)
     return str(job["id"])
 
 

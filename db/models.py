@@ -47,7 +47,7 @@ JOB_TYPES = ("one_time", "cron", "interval")
 # deleted outside the API. "deleted": removed through the API, its executions kept.
 JOB_STATUSES = ("scheduled", "running", "completed", "failed", "paused", "deleted", "schedule_missing")
 OVERLAP_POLICIES = ("skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all")
-EXECUTION_STATUSES = ("running", "completed", "failed")
+EXECUTION_STATUSES = ("running", "completed", "failed", "cancelled")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:

@@ -15,20 +15,40 @@ DEMO_INTERVAL = "30m"
 FIRST_RUN_TIMEOUT_SECONDS = 180.0
 
 
-async def ensure_demo_job(api_url: str, api_key: str) -> dict[str, Any]:
-    """Create the demonstration job unless it exists, trigger one run, and return the job."""
+async def ensure_demo_job(api_url: str, api_key: str) -> tuple[dict[str, Any], bool]:
+    """Create the demonstration job unless the key's user has it, and trigger one run unless it is paused.
+
+    Return the job and whether a run was triggered. A schedule deleted in the
+    Temporal UI is created again.
+    """
     headers = {"X-API-Key": api_key}
     async with httpx.AsyncClient(base_url=api_url, timeout=60, headers=headers) as client:
-        page = (await client.get("/api/jobs", params={"limit": 100})).raise_for_status().json()
-        job = next((item for item in page["items"] if item["name"] == DEMO_JOB_NAME), None)
+        me = (await client.get("/api/users/me")).raise_for_status().json()
+        job = await _find_own_job(client, me["id"])
         if job is None:
             response = await client.post("/api/jobs", json={
                 "name": DEMO_JOB_NAME, "job_type": "interval", "schedule_spec": DEMO_INTERVAL,
                 "action": {"type": "chat", "params": {"prompt": DEMO_PROMPT}}, "max_retries": 1,
             })
             job = response.raise_for_status().json()
+        elif job["status"] == "schedule_missing":
+            job = (await client.patch(f"/api/jobs/{job['id']}", json={})).raise_for_status().json()
+        if job["status"] == "paused":
+            return job, False
         (await client.post(f"/api/jobs/{job['id']}/trigger")).raise_for_status()
-    return job
+    return job, True
+
+
+async def _find_own_job(client: httpx.AsyncClient, user_id: str) -> dict[str, Any] | None:
+    offset = 0
+    while True:
+        page = (await client.get("/api/jobs", params={"limit": 100, "offset": offset})).raise_for_status().json()
+        for item in page["items"]:
+            if item["name"] == DEMO_JOB_NAME and item["user_id"] == user_id:
+                return dict(item)
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return None
 
 
 async def wait_for_run(

@@ -7,7 +7,15 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    CancelledError,
+    FailureError,
+    TimeoutError,
+    TimeoutType,
+)
 
 with workflow.unsafe.imports_passed_through():
     from workflows.job_types import (
@@ -30,6 +38,8 @@ BOOKKEEPING_RETRY_POLICY = RetryPolicy(initial_interval=timedelta(milliseconds=5
 # The workflow counts the job's retries itself, so each attempt is one activity try.
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 RETRY_DELAY = timedelta(seconds=1)
+# Actions heartbeat four times a second, so a dead worker or a cancel is noticed within this.
+ACTION_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 MAX_RETRY_DELAY = timedelta(seconds=60)
 
 
@@ -40,6 +50,13 @@ def failure_message(error: BaseException) -> str:
     if isinstance(error, ApplicationError) and error.type:
         return f"{error.type}: {error.message}"
     return str(error.message if isinstance(error, FailureError) else error)
+
+
+def _not_retryable(error: BaseException) -> bool:
+    """Return whether the failure says that no further attempt can succeed."""
+    while isinstance(error, (ActivityError, ChildWorkflowError)) and error.cause is not None:
+        error = error.cause
+    return isinstance(error, ApplicationError) and error.non_retryable
 
 
 @workflow.defn(name="JobWorkflow")
@@ -65,14 +82,18 @@ class JobWorkflow:
                     outcome = await self._attempt(job.job_id, plan, attempt)
                     break
                 except (ActivityError, ChildWorkflowError, ApplicationError) as error:
-                    errors.append(failure_message(error))
+                    if isinstance(error.cause, CancelledError):
+                        raise asyncio.CancelledError() from error
+                    errors.append(self._describe(plan, error))
                     workflow.logger.warning("job %s attempt %d failed: %s", job.job_id, attempts, errors[-1])
+                    if _not_retryable(error):
+                        break
                 if attempt < plan.max_retries:
                     await workflow.sleep(min(RETRY_DELAY * 2**attempt, MAX_RETRY_DELAY))
         except asyncio.CancelledError:
             errors.append("the run was cancelled")
             # Temporal delivers a cancel once, so this activity still runs.
-            await self._finish(job.job_id, plan, attempts, None, errors)
+            await self._finish(job.job_id, plan, attempts, None, errors, status="cancelled")
             raise
         return await self._finish(job.job_id, plan, attempts, outcome, errors)
 
@@ -84,7 +105,8 @@ class JobWorkflow:
             "run_job_action",
             RunActionInput(job_id=job_id, execution_id=plan.execution_id, owner_id=plan.owner_id,
                            action_type=plan.action_type, params=plan.params, attempt=attempt),
-            result_type=ActionOutcome, start_to_close_timeout=timeout, retry_policy=SINGLE_ATTEMPT)
+            result_type=ActionOutcome, start_to_close_timeout=timeout, retry_policy=SINGLE_ATTEMPT,
+            heartbeat_timeout=ACTION_HEARTBEAT_TIMEOUT)
 
     async def _chat(self, job_id: str, plan: ExecutionPlan, attempt: int, timeout: timedelta) -> ActionOutcome:
         turn: UPEEInput = await workflow.execute_activity(
@@ -110,10 +132,18 @@ class JobWorkflow:
             "refinements": answer.refinements,
         })
 
+    @staticmethod
+    def _describe(plan: ExecutionPlan, error: BaseException) -> str:
+        cause = error.cause if isinstance(error, ActivityError) else None
+        if isinstance(cause, TimeoutError) and cause.type == TimeoutType.START_TO_CLOSE:
+            return f"the attempt ran past timeout_seconds ({plan.timeout_seconds} s)"
+        return failure_message(error)
+
     async def _finish(
-        self, job_id: str, plan: ExecutionPlan, attempts: int, outcome: ActionOutcome | None, errors: list[str]
+        self, job_id: str, plan: ExecutionPlan, attempts: int, outcome: ActionOutcome | None, errors: list[str],
+        status: str | None = None,
     ) -> JobRunResult:
-        status = "completed" if outcome is not None else "failed"
+        status = status or ("completed" if outcome is not None else "failed")
         error = None
         if outcome is None:
             error = errors[-1] if errors else "no attempt ran"

@@ -29,6 +29,8 @@ from api.schemas import (
 from activities.job_actions import ACTION_TYPES
 from db import jobs as job_queries
 from db.models import JOB_STATUSES, Conversation, CoreJob, User
+from workflows.job_types import JobRunInput
+from workflows.jobs import JobWorkflow
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ async def create_job(body: JobCreate, request: Request, state: StateDep, user: C
     settings = state.settings
     timezone = body.timezone or "UTC"
     jobs.check_schedule(body.job_type, body.schedule_spec, timezone, body.scheduled_at)
-    params = jobs.check_action(settings, body.action)
+    params = await jobs.check_action(settings, body.action)
     async with state.session_factory.begin() as session:
         if body.action.type == "chat":
             params["conversation_id"] = str(await _job_conversation(session, user, params, body.name))
@@ -98,8 +100,9 @@ async def list_jobs(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[JobOut]:
     """List the caller's jobs (every job for admins), newest first, each with its schedule as Temporal has it."""
-    rows, total = await job_queries.list_jobs(session, user.id, sees_everything(request, user), include_deleted,
-                                              status_filter, limit, offset)
+    rows, total = await job_queries.list_jobs(session, user.id, sees_everything(request, user),
+                                              include_deleted or status_filter == "deleted", status_filter, limit,
+                                              offset)
     descriptions = await jobs.describe_many(state.temporal, rows)
     if any([jobs.reconcile(job, description) for job, description in zip(rows, descriptions, strict=True)]):
         await session.commit()
@@ -139,13 +142,16 @@ async def update_job(job_id: uuid.UUID, body: JobUpdate, request: Request, state
     if any(changes.get(name) is None and name in changes for name in ("name", "action", "enabled")):
         raise jobs.invalid("body", "name, action and enabled cannot be null")
     spec = changes.get("schedule_spec", job.schedule_spec)
-    timezone = changes.get("timezone") or job.timezone
+    timezone = (changes.get("timezone") or "UTC") if "timezone" in changes else job.timezone
     scheduled_at = changes.get("scheduled_at", job.scheduled_at)
     reschedule = "scheduled_at" in changes
     if reschedule or "schedule_spec" in changes or "timezone" in changes:
         jobs.check_schedule(job.job_type, spec, timezone, scheduled_at)
     if body.action is not None:
-        params = jobs.check_action(state.settings, body.action)
+        params = await jobs.check_action(state.settings, body.action)
+        if body.action.type == "chat" and job.action_type == "chat" and "conversation_id" not in params:
+            # A changed prompt goes on in the job's conversation rather than starting another.
+            params["conversation_id"] = job.payload.get("conversation_id")
         if body.action.type == "chat":
             params["conversation_id"] = str(await _job_conversation(session, user, params, job.name))
         job.action_type, job.payload = body.action.type, params
@@ -219,12 +225,20 @@ async def _on_schedule(job: CoreJob, call: Awaitable[None]) -> None:
                                 "create it again, or delete the job") from error
 
 
-@router.post("/{job_id}/trigger", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(404, 409))
+@router.post("/{job_id}/trigger", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(404, 409, 503))
 async def trigger_job(job_id: uuid.UUID, request: Request, state: StateDep, user: ConversationWriter,
                       session: SessionDep) -> Response:
     """Start one run now, whatever the schedule and overlap policy; it appears in the executions."""
     job = await _live_job(session, request, user, job_id)
-    await _on_schedule(job, jobs.handle(state.temporal, job).trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+    # Started directly with an id of its own: the schedule's trigger names runs by the second, so two
+    # triggers within one second would collide and the second would be lost.
+    try:
+        await state.temporal.start_workflow(JobWorkflow.run, JobRunInput(job_id=str(job.id)),
+                                            id=f"job-{job.id}-trigger-{uuid.uuid4()}",
+                                            task_queue=state.settings.temporal_task_queue)
+    except RPCError as error:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"the workflow service failed ({error.message}). Try again shortly") from error
     logger.info("job %s triggered by user %s", job.id, user.id)
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
@@ -232,7 +246,7 @@ async def trigger_job(job_id: uuid.UUID, request: Request, state: StateDep, user
 @router.post("/{job_id}/backfill", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(404, 409, 422))
 async def backfill_job(job_id: uuid.UUID, body: BackfillRequest, request: Request, state: StateDep,
                        user: ConversationWriter, session: SessionDep) -> Response:
-    """Run the schedule's runs of a past time range now, as if they had happened."""
+    """Run the schedule's runs of a past time range now, one after another."""
     job = await _live_job(session, request, user, job_id)
     if job.job_type == "one_time":
         raise jobs.invalid("job_type", "backfill applies to cron and interval jobs; trigger a one_time job instead")
@@ -241,11 +255,16 @@ async def backfill_job(job_id: uuid.UUID, body: BackfillRequest, request: Reques
     if body.end_at > datetime.now(UTC):
         raise jobs.invalid("end_at", "end_at must not be in the future")
     if job.job_type == "interval":
+        # Counted before asking Temporal, which would list every one of a huge range's times.
         runs = (body.end_at - body.start_at) / jobs.parse_interval(job.schedule_spec or "")
-        if runs > MAX_BACKFILL_RUNS:
-            raise jobs.invalid("start_at", f"the range contains about {int(runs)} runs; the limit is "
-                                           f"{MAX_BACKFILL_RUNS} per backfill")
-    backfill = ScheduleBackfill(start_at=body.start_at, end_at=body.end_at, overlap=ScheduleOverlapPolicy.ALLOW_ALL)
+    else:
+        # Temporal lists at most 1000 matching times, so reaching that many means too many.
+        runs = await jobs.count_matching_times(state.temporal, job, body.start_at, body.end_at)
+    if runs >= MAX_BACKFILL_RUNS:
+        raise jobs.invalid("start_at", f"the range contains {int(runs)} or more runs; a backfill may contain fewer "
+                                       f"than {MAX_BACKFILL_RUNS}")
+    # One after another, however the job's own overlap policy is set.
+    backfill = ScheduleBackfill(start_at=body.start_at, end_at=body.end_at, overlap=ScheduleOverlapPolicy.BUFFER_ALL)
     await _on_schedule(job, jobs.handle(state.temporal, job).backfill(backfill))
     logger.info("job %s backfilled from %s to %s by user %s", job.id, body.start_at, body.end_at, user.id)
     return Response(status_code=status.HTTP_202_ACCEPTED)

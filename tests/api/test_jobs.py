@@ -154,7 +154,7 @@ async def test_trigger_runs_once_now(http: httpx.AsyncClient, caller: Caller, we
     assert triggered.status_code == 202
     assert len(await executions(http, caller, job["id"])) == 1
     assert runs[0]["status"] == "completed"
-    assert runs[0]["workflow_id"].startswith(f"job-{job['id']}-run")
+    assert runs[0]["workflow_id"].startswith(f"job-{job['id']}-trigger-")
     assert runs[0]["duration_ms"] is not None
     assert webhooks.count(job_tag) == 1
 
@@ -215,13 +215,13 @@ async def test_schedule_deleted_outside_the_api_is_reported(
     await temporal_client.get_schedule_handle(f"job-{job['id']}").delete()
     shown = (await http.get(f"/api/jobs/{job['id']}", headers=caller.headers)).json()
     listed = (await http.get("/api/jobs", params={"limit": 100}, headers=caller.headers)).json()
-    trigger = await http.post(f"/api/jobs/{job['id']}/trigger", headers=caller.headers)
+    pause = await http.post(f"/api/jobs/{job['id']}/pause", headers=caller.headers)
     repaired = await http.patch(f"/api/jobs/{job['id']}", json={"schedule_spec": "2d"}, headers=caller.headers)
 
     assert shown["status"] == "schedule_missing"
     assert shown["schedule"] is None
     assert {j["id"]: j["status"] for j in listed["items"]}[job["id"]] == "schedule_missing"
-    assert trigger.status_code == 409
+    assert pause.status_code == 409
     assert repaired.status_code == 200, repaired.text
     assert repaired.json()["status"] == "scheduled"
     assert repaired.json()["schedule"] is not None
@@ -296,6 +296,11 @@ async def test_chat_job_answers_in_its_conversation(
     ({"job_type": "interval", "schedule_spec": "15x"}, "schedule_spec", "not an interval"),
     ({"job_type": "interval", "schedule_spec": "P1Q"}, "schedule_spec", "ISO 8601"),
     ({"job_type": "interval", "schedule_spec": "0s"}, "schedule_spec", "between 1 second"),
+    ({"job_type": "interval", "schedule_spec": "P1M"}, "schedule_spec", "no fixed length"),
+    ({"job_type": "cron", "schedule_spec": "0 9 * * 1#2"}, "schedule_spec", "nth weekday"),
+    ({"job_type": "cron", "schedule_spec": "0 9 31 2 *"}, "schedule_spec", "never matches"),
+    ({"action": {"type": "chat", "params": {"prompt": "x", "conversation_id": "nope"}}},
+     "action.params.conversation_id", "UUID"),
     ({"job_type": "cron", "schedule_spec": "0 9 * * *", "timezone": "Mars/Olympus"}, "timezone",
      "unknown time zone"),
     ({"job_type": "one_time", "schedule_spec": None, "scheduled_at": "2020-01-01T00:00:00Z"}, "scheduled_at",
@@ -406,3 +411,60 @@ async def test_spec_changed_in_temporal_is_reflected(
     next_runs = [datetime.fromisoformat(t) for t in shown["schedule"]["next_run_times"]]
     assert next_runs[1] - next_runs[0] == timedelta(hours=7)
     assert shown["status"] == "scheduled"
+
+
+async def test_triggers_in_one_second_each_run(
+    http: httpx.AsyncClient, caller: Caller, webhooks: WebhookServer
+) -> None:
+    job_tag = tag()
+    job = await create(http, caller, webhook_job(webhooks, job_tag))
+
+    responses = await asyncio.gather(*(http.post(f"/api/jobs/{job['id']}/trigger", headers=caller.headers)
+                                       for _ in range(3)))
+    await wait_for(lambda: finished(http, caller, job["id"], 3), timeout=30)
+
+    assert [r.status_code for r in responses] == [202, 202, 202]
+    assert webhooks.count(job_tag) == 3
+
+
+async def test_refused_address_fails_at_once(
+    settings: Settings, caller: Caller, webhooks: WebhookServer
+) -> None:
+    strict = settings.model_copy(update={"http_allow_private_addresses": False})
+    async with serve_api(strict) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        response = await client.post("/api/jobs", json=webhook_job(webhooks, tag()), headers=caller.headers)
+
+    assert response.status_code == 422
+    assert "PAF_HTTP_ALLOW_PRIVATE_ADDRESSES" in response.json()["message"]
+
+
+async def test_cancelled_run_is_recorded_as_cancelled(
+    http: httpx.AsyncClient, caller: Caller, webhooks: WebhookServer, temporal_client: Client
+) -> None:
+    job = await create(http, caller, webhook_job(webhooks, tag(), "slow/20", max_retries=0))
+    await http.post(f"/api/jobs/{job['id']}/trigger", headers=caller.headers)
+    running = await wait_for(lambda: _running_execution(http, caller, job["id"]), timeout=30)
+
+    await temporal_client.get_workflow_handle(running["workflow_id"]).cancel()
+    runs = await wait_for(lambda: finished(http, caller, job["id"], 1), timeout=30)
+
+    assert runs[0]["status"] == "cancelled"
+
+
+async def _running_execution(http: httpx.AsyncClient, caller: Caller, job_id: str) -> dict[str, Any] | None:
+    runs = await executions(http, caller, job_id)
+    return runs[0] if runs and runs[0]["status"] == "running" else None
+
+
+async def test_cron_backfill_is_counted_and_capped(
+    http: httpx.AsyncClient, caller: Caller, webhooks: WebhookServer
+) -> None:
+    job = await create(http, caller, webhook_job(webhooks, tag(), job_type="cron", schedule_spec="* * * * *"))
+    now = datetime.now(UTC)
+
+    too_many = await http.post(f"/api/jobs/{job['id']}/backfill", headers=caller.headers, json={
+        "start_at": (now - timedelta(days=2)).isoformat(), "end_at": now.isoformat()})
+    await http.delete(f"/api/jobs/{job['id']}", headers=caller.headers)
+
+    assert too_many.status_code == 422
+    assert "fewer than 1000" in too_many.json()["message"]
