@@ -84,6 +84,7 @@ class JobActivities:
             quality_threshold=self.settings.quality_threshold, max_refinements=self.settings.max_refinements,
             history_messages=self.settings.history_messages,
             wait_for_earlier_turns=any(turn != request_id for turn in running),
+            worker_task_timeout_seconds=self.settings.upee_worker_task_timeout_seconds,
         )
 
     async def _conversation(self, session: AsyncSession, params: ChatParams, data: RunActionInput) -> Conversation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -21,8 +22,15 @@ class Understanding(BaseModel):
     needs_workers: bool = Field(default=False, description="True when tools or worker agents are needed")
 
 
+class PlannedTask(BaseModel):
+    task_type: str = Field(description="One of the worker task types offered")
+    payload: dict[str, Any] = Field(default_factory=dict, description="The task type's parameters")
+
+
 class Plan(BaseModel):
     steps: list[str] = Field(default_factory=list, description="The steps to produce the answer")
+    worker_tasks: list[PlannedTask] = Field(default_factory=list,
+                                            description="Worker tasks whose results the answer needs, often none")
 
 
 class Evaluation(BaseModel):
@@ -75,20 +83,29 @@ def understand_messages(history: list[HistoryMessage]) -> list[ChatMessage]:
     ]
 
 
-def plan_messages(history: list[HistoryMessage], understanding: dict[str, object]) -> list[ChatMessage]:
+def plan_messages(
+    history: list[HistoryMessage], understanding: dict[str, object], task_catalog: str = ""
+) -> list[ChatMessage]:
+    system = ("Plan how to answer the user's last request. Reply as JSON with the field steps, a short list "
+              "of steps, and the field worker_tasks, a list that is usually empty.")
+    if task_catalog:
+        system += ("\nWorker agents can run these tasks; add one to worker_tasks, as {\"task_type\": ..., "
+                   "\"payload\": {...}}, only when its result is needed for the answer:\n" + task_catalog)
     return [
-        ChatMessage("system", "Plan how to answer the user's last request. Reply as JSON with the "
-                    "field steps, a short list of steps."),
+        ChatMessage("system", system),
         ChatMessage("user", f"Conversation:\n{transcript(history)}\n\nUnderstanding: {understanding}"),
     ]
 
 
 def answer_messages(
-    history: list[HistoryMessage], plan_steps: list[str], previous_answer: str | None, critique: str | None
+    history: list[HistoryMessage], plan_steps: list[str], previous_answer: str | None, critique: str | None,
+    task_results: list[str] | None = None,
 ) -> list[ChatMessage]:
     system = ANSWER_SYSTEM_PROMPT
     if plan_steps:
         system += "\nFollow this plan: " + "; ".join(plan_steps)
+    if task_results:
+        system += "\nUse these results of worker tasks:\n" + "\n".join(task_results)
     messages = [ChatMessage("system", system)]
     messages += [ChatMessage(message.role, message.content) for message in history]  # type: ignore[arg-type]
     if previous_answer is not None:

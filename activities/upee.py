@@ -8,6 +8,7 @@ only small control values to the workflow.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -24,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.prompts import (
+    PlannedTask,
     fit_history,
     Evaluation,
     Plan,
@@ -34,6 +38,8 @@ from activities.prompts import (
     understand_messages,
 )
 from activities.streaming import ContentRelay, heartbeating, publish
+from activities.task_types import TASK_TYPES
+from db.models import Conversation, WorkerTask
 from db import chat
 from db.run_events import append_event, delete_events
 from llm.budget import PROMPT_OVERHEAD_TOKENS, STRUCTURED_MAX_TOKENS, answer_max_tokens, estimate_tokens
@@ -48,6 +54,7 @@ from llm.types import (
     TextDelta,
     Usage,
 )
+from workflows.worker_task_types import WorkerTaskInput
 from workflows.upee_types import (
     EvaluateResult,
     ExecuteResult,
@@ -63,6 +70,22 @@ from workflows.upee_types import (
 logger = logging.getLogger(__name__)
 
 SOURCE = "upee"
+# Plan may choose a few worker tasks; more would make the answer wait on a crowd.
+MAX_PLANNED_TASKS = 4
+PLANNED_TASK_PRIORITY = 3
+# How much of each task's result the answer prompt carries.
+TASK_RESULT_CHARS = 2000
+
+
+def task_catalog() -> str:
+    """Describe the worker task types for the Plan prompt: name, purpose and payload fields."""
+    lines = []
+    for name in sorted(TASK_TYPES):
+        schema = TASK_TYPES[name].params.model_json_schema()
+        required = set(schema.get("required", []))
+        fields = ", ".join(f"{field}{'' if field in required else '?'}" for field in schema.get("properties", {}))
+        lines.append(f"- {name}: {TASK_TYPES[name].description}. Payload: {{{fields}}}")
+    return "\n".join(lines)
 # How often a queued turn checks whether the turns before it have ended.
 TURN_POLL_SECONDS = 0.2
 # Used when a run names a model that a changed configuration no longer lists.
@@ -226,15 +249,56 @@ class UPEEActivities:
                                                   self._phases(data.request_id))
         understanding = phases.get("understand", {}).get("result", {})
         plan, usage, fallback = await self._ask_structured(
-            data, "plan", plan_messages(history, understanding), Plan, Plan(steps=[]))
+            data, "plan", plan_messages(history, understanding, task_catalog()), Plan, Plan(steps=[]))
+        tasks, recorded = await self._store_planned_tasks(data, plan.worker_tasks)
 
         duration = _elapsed_ms(started)
         await self._record(data, "plan", {
             "result": plan.model_dump(), "duration_ms": duration, "usage": usage.as_dict(),
-            "fallback": fallback, "summary": f"{len(plan.steps)} steps", "worker_tasks": [],
+            "fallback": fallback, "summary": f"{len(plan.steps)} steps, {len(tasks)} worker tasks",
+            "worker_tasks": recorded,
         })
-        return PlanResult(step_count=len(plan.steps), worker_task_count=0, duration_ms=duration,
-                          usage=_usage(usage))
+        return PlanResult(step_count=len(plan.steps), worker_task_count=len(tasks), duration_ms=duration,
+                          usage=_usage(usage), worker_tasks=tasks)
+
+    async def _store_planned_tasks(
+        self, data: PhaseInput, planned: list[PlannedTask]
+    ) -> tuple[list[WorkerTaskInput], list[dict[str, Any]]]:
+        """Store the valid planned tasks as pending rows; return their inputs and a record of every one."""
+        settings = self.providers.settings
+        inputs: list[WorkerTaskInput] = []
+        recorded: list[dict[str, Any]] = []
+        async with self.session_factory.begin() as session:
+            owner = await session.scalar(select(Conversation.user_id).where(
+                Conversation.id == uuid.UUID(data.conversation_id)))
+            for index, item in enumerate(planned[:MAX_PLANNED_TASKS * 2]):
+                task_type = TASK_TYPES.get(item.task_type)
+                if task_type is None or len(inputs) >= MAX_PLANNED_TASKS:
+                    reason = "unknown task type" if task_type is None else f"more than {MAX_PLANNED_TASKS} tasks"
+                    recorded.append({"task_type": item.task_type, "status": "rejected", "reason": reason})
+                    continue
+                try:
+                    payload = task_type.params.model_validate(item.payload).model_dump(mode="json", exclude_none=True)
+                except ValidationError as error:
+                    recorded.append({"task_type": item.task_type, "status": "rejected",
+                                     "reason": f"invalid payload: {error.errors()[0]['msg']}"})
+                    continue
+                # Derived ids, so a retried Plan finds the rows it already wrote.
+                task_id = uuid.uuid5(uuid.UUID(data.request_id), f"worker-task-{index}")
+                task = await session.get(WorkerTask, task_id)
+                if task is None:
+                    task = WorkerTask(id=task_id, task_type=item.task_type, payload=payload, status="pending",
+                                      priority=PLANNED_TASK_PRIORITY, max_retries=1, user_id=owner,
+                                      timeout_seconds=settings.worker_task_default_timeout_seconds,
+                                      origin={"source": "upee", "request_id": data.request_id})
+                    session.add(task)
+                inputs.append(WorkerTaskInput(
+                    task_id=str(task_id), task_type=item.task_type, queue=settings.capability_queue(item.task_type),
+                    priority=PLANNED_TASK_PRIORITY, max_retries=1,
+                    timeout_seconds=settings.worker_task_default_timeout_seconds,
+                    wait_seconds=settings.upee_worker_task_timeout_seconds))
+                recorded.append({"id": str(task_id), "task_type": item.task_type, "status": "pending"})
+        return inputs, recorded
 
     @activity.defn(name="upee_execute")
     async def execute(self, data: PhaseInput) -> ExecuteResult:
@@ -242,7 +306,8 @@ class UPEEActivities:
         started = time.monotonic()
         request_id = uuid.UUID(data.request_id)
         # Only the announcement writes; the request is built from reads, so the two can overlap.
-        _, request = await asyncio.gather(self._announce(data, "execute"), self._answer_request(data))
+        _, (request, task_outcomes) = await asyncio.gather(self._announce(data, "execute"),
+                                                           self._answer_request(data))
         if activity.info().attempt > 1 or data.refinement > 0:
             # The answer streamed so far (by a failed attempt or before a refinement) is replaced.
             reason = "retry" if activity.info().attempt > 1 else "refinement"
@@ -287,26 +352,51 @@ class UPEEActivities:
         await self._record(data, "execute", {
             "duration_ms": duration, "first_token_ms": first_token_ms, "usage": usage.as_dict(),
             "usage_estimated": estimated, "summary": f"{usage.output_tokens} tokens",
+            "worker_tasks": task_outcomes,
         })
         return ExecuteResult(output_tokens=usage.output_tokens, first_token_ms=first_token_ms,
                              duration_ms=duration, usage=_usage(usage))
 
-    async def _answer_request(self, data: PhaseInput) -> CompletionRequest:
+    async def _task_results(self, data: PhaseInput, phases: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+        """Return the results of Plan's worker tasks as prompt lines, and their outcome for phases_data."""
+        ids = [uuid.UUID(item["id"]) for item in phases.get("plan", {}).get("worker_tasks", []) if "id" in item]
+        if not ids:
+            return [], []
+        async with self.session_factory() as session:
+            tasks = {task.id: task for task in await session.scalars(select(WorkerTask).where(WorkerTask.id.in_(ids)))}
+        lines, outcomes = [], []
+        for task_id in ids:
+            task = tasks.get(task_id)
+            if task is None:
+                continue
+            outcomes.append({"id": str(task.id), "task_type": task.task_type, "status": task.status,
+                             "error": task.error_message})
+            if task.status == "completed":
+                lines.append(f"- {task.task_type}: {json.dumps(task.result)[:TASK_RESULT_CHARS]}")
+            else:
+                lines.append(f"- {task.task_type}: no result ({task.status}"
+                             f"{': ' + task.error_message if task.error_message else ''})")
+        return lines, outcomes
+
+    async def _answer_request(self, data: PhaseInput) -> tuple[CompletionRequest, list[dict[str, Any]]]:
+        """Return the answer's request, and the outcome of each worker task whose result it carries."""
         phases = await self._phases(data.request_id)
         steps = phases.get("plan", {}).get("result", {}).get("steps", [])
+        task_lines, outcomes = await self._task_results(data, phases)
         previous = critique = None
         if data.refinement > 0:
             async with self.session_factory() as session:
                 previous = await chat.get_message_content(session, uuid.UUID(data.assistant_message_id))
             critique = phases.get(f"evaluate_{data.refinement - 1}", {}).get("result", {}).get("reason")
         max_tokens = answer_max_tokens(self._context_window(data.model))
-        reserved = max_tokens + estimate_tokens(" ".join(steps)) + estimate_tokens(previous or "")
+        reserved = (max_tokens + estimate_tokens(" ".join(steps)) + estimate_tokens(previous or "")
+                    + estimate_tokens("\n".join(task_lines)))
         history = await self._history(data, reserved)
         return CompletionRequest(
-            messages=answer_messages(history, steps, previous, critique),
+            messages=answer_messages(history, steps, previous, critique, task_lines),
             max_tokens=max_tokens,
             temperature=data.temperature,
-        )
+        ), outcomes
 
     async def _save_answer(
         self, data: PhaseInput, text: str, usage: Usage, estimated: bool, status: str = "streaming"

@@ -102,6 +102,7 @@ async def start_turn(state: AppState, user: User, body: ChatRequest) -> StartedT
         assistant_message_id=str(assistant_message_id), model=model, temperature=body.temperature,
         quality_threshold=settings.quality_threshold, max_refinements=settings.max_refinements,
         history_messages=settings.history_messages, wait_for_earlier_turns=bool(running),
+        worker_task_timeout_seconds=settings.upee_worker_task_timeout_seconds,
     )
     try:
         handle = await state.temporal.start_workflow(

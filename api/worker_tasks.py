@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy import update
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -51,18 +52,22 @@ async def create_task(state: AppState, body: TaskCreate, user_id: uuid.UUID | No
     task = WorkerTask(id=uuid.uuid4(), task_type=body.task_type, payload=payload, priority=body.priority,
                       max_retries=body.max_retries, status="pending", user_id=user_id, origin=origin,
                       timeout_seconds=body.timeout_seconds or settings.worker_task_default_timeout_seconds)
+    # Committed before the workflow starts, so a worker that takes the task at once finds its row.
     async with state.session_factory.begin() as session:
         session.add(task)
         await session.flush()
         await session.refresh(task)
-        try:
-            await state.temporal.start_workflow(
-                WorkerTaskWorkflow.run, task_input(settings, task), id=workflow_id(task.id),
-                task_queue=settings.temporal_task_queue)
-        except RPCError as error:
-            logger.error("could not start the workflow of task %s: %s", task.id, error)
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                                "The workflow service is unavailable. Try again shortly") from error
+    try:
+        await state.temporal.start_workflow(
+            WorkerTaskWorkflow.run, task_input(settings, task), id=workflow_id(task.id),
+            task_queue=settings.temporal_task_queue)
+    except RPCError as error:
+        logger.error("could not start the workflow of task %s: %s", task.id, error)
+        async with state.session_factory.begin() as session:
+            await session.execute(update(WorkerTask).where(WorkerTask.id == task.id).values(
+                status="failed", error_message=f"the workflow could not be started: {error.message}"))
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "The workflow service is unavailable. Try again shortly") from error
     logger.info("created %s task %s (priority %d)", task.task_type, task.id, task.priority)
     return task
 

@@ -36,10 +36,13 @@ class BenchStack:
     provider: ScriptedProvider
     database_url: str
     temporal_address: str
+    env: dict[str, str]
+    state: Path
 
 
 @asynccontextmanager
-async def bench_stack() -> AsyncIterator[BenchStack]:
+async def bench_stack(worker_args: list[str] | None = None,
+                      extra_env: dict[str, str] | None = None) -> AsyncIterator[BenchStack]:
     state = Path(tempfile.mkdtemp(prefix="paf-bench-"))
     state.chmod(0o755)
     processes: list[ManagedProcess] = []
@@ -65,8 +68,10 @@ async def bench_stack() -> AsyncIterator[BenchStack]:
             "PAF_CHAT_TURNS_PER_MINUTE_PER_KEY": "0",
             "PAF_MODELS": json.dumps([{"name": "scripted", "provider": "openai",
                                        "base_url": provider.openai_url, "api_key": "bench"}]),
+            **(extra_env or {}),
         }
-        worker = ManagedProcess("worker", [sys.executable, str(PROJECT_ROOT / "temporal-worker.py")],
+        worker = ManagedProcess("worker", [sys.executable, str(PROJECT_ROOT / "temporal-worker.py"),
+                                           *(worker_args or [])],
                                 log_path=state / "worker.log", env=env, cwd=PROJECT_ROOT)
         api = ManagedProcess("api", [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
                                      "--port", str(api_port), "--no-access-log", "--log-level", "warning"],
@@ -83,7 +88,7 @@ async def bench_stack() -> AsyncIterator[BenchStack]:
             key = await create_api_key(session, user.id, "bench")
         await engine.dispose()
         yield BenchStack(api_url=api_url, api_key=key.plaintext, provider=provider, database_url=database_url,
-                         temporal_address=temporal.address)
+                         temporal_address=temporal.address, env=env, state=state)
     finally:
         for process in reversed(processes):
             await asyncio.to_thread(process.stop)

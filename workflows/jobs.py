@@ -12,7 +12,6 @@ from temporalio.exceptions import (
     ApplicationError,
     ChildWorkflowError,
     CancelledError,
-    FailureError,
     TimeoutError,
     TimeoutType,
 )
@@ -28,28 +27,16 @@ with workflow.unsafe.imports_passed_through():
         RunActionInput,
         StartExecutionInput,
     )
+    from workflows.common import BOOKKEEPING_RETRY_POLICY, BOOKKEEPING_TIMEOUT, failure_message
     from workflows.upee import UPEEWorkflow
     from workflows.upee_types import UPEEInput
 
-BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
-# The execution's record must not be lost, so these retry until PostgreSQL is reachable.
-BOOKKEEPING_RETRY_POLICY = RetryPolicy(initial_interval=timedelta(milliseconds=500),
-                                       maximum_interval=timedelta(seconds=10), maximum_attempts=0)
 # The workflow counts the job's retries itself, so each attempt is one activity try.
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 RETRY_DELAY = timedelta(seconds=1)
 # Actions heartbeat four times a second, so a dead worker or a cancel is noticed within this.
 ACTION_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 MAX_RETRY_DELAY = timedelta(seconds=60)
-
-
-def failure_message(error: BaseException) -> str:
-    """Return the failure's own message, without the activity and child workflow wrappers."""
-    while isinstance(error, (ActivityError, ChildWorkflowError)) and error.cause is not None:
-        error = error.cause
-    if isinstance(error, ApplicationError) and error.type:
-        return f"{error.type}: {error.message}"
-    return str(error.message if isinstance(error, FailureError) else error)
 
 
 def _not_retryable(error: BaseException) -> bool:

@@ -6,11 +6,13 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.worker_task_types import WorkerTaskInput
+    from workflows.worker_tasks import WorkerTaskWorkflow
     from workflows.upee_types import (
         EvaluateResult,
         ExecuteResult,
@@ -103,7 +105,9 @@ class UPEEWorkflow:
         understood: UnderstandResult = await self._phase("understand", "upee_understand", data, 0)
         assert self._progress is not None
         self._progress.intent = understood.intent
-        await self._phase("plan", "upee_plan", data, 0)
+        planned: PlanResult = await self._phase("plan", "upee_plan", data, 0)
+        if planned.worker_tasks:
+            await self._run_worker_tasks(planned.worker_tasks, data.worker_task_timeout_seconds)
 
         refinement = 0
         while True:
@@ -126,6 +130,27 @@ class UPEEWorkflow:
         )
         return UPEEResult(request_id=data.request_id, assistant_message_id=data.assistant_message_id,
                           quality_score=evaluated.score, refinements=refinement, usage=self._progress.usage)
+
+    async def _run_worker_tasks(self, tasks: list[WorkerTaskInput], timeout_seconds: float) -> None:
+        """Run Plan's worker tasks in parallel, each routed to a worker with its capability, for at most the timeout.
+
+        Tasks still running after it go on; they are cancelled when the turn ends. Execute reads
+        whatever results exist by then.
+        """
+        assert self._progress is not None
+        self._progress.phase = "worker_tasks"
+        children = [
+            await workflow.start_child_workflow(
+                WorkerTaskWorkflow.run, task, id=f"worker-task-{task.task_id}",
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL)
+            for task in tasks
+        ]
+        everything = asyncio.gather(*children, return_exceptions=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(everything), timeout=timeout_seconds)
+        except TimeoutError:
+            workflow.logger.info("worker tasks of %s still running after %.0f s; answering without them",
+                                 workflow.info().workflow_id, timeout_seconds)
 
     async def _phase(self, phase: str, activity_name: str, data: UPEEInput, refinement: int):  # type: ignore[no-untyped-def]
         assert self._progress is not None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from workflows.worker_task_types import WorkerTaskInput
+
 PHASES = ("understand", "plan", "execute", "evaluate")
 
 
@@ -25,6 +27,8 @@ class UPEEInput:
     history_messages: int = 20
     # Whether earlier turns of the conversation were running when this one arrived.
     wait_for_earlier_turns: bool = True
+    # How long Execute waits for the worker tasks that Plan chose.
+    worker_task_timeout_seconds: float = 60.0
 
 
 @dataclass
@@ -65,6 +69,8 @@ class PlanResult:
     worker_task_count: int
     duration_ms: int
     usage: TokenUsage
+    # The tasks Plan chose, stored as pending rows, for the workflow to start.
+    worker_tasks: list[WorkerTaskInput] = field(default_factory=list)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.jobs import BOOKKEEPING_RETRY_POLICY, BOOKKEEPING_TIMEOUT, failure_message
+    from workflows.common import BOOKKEEPING_RETRY_POLICY, BOOKKEEPING_TIMEOUT, failure_message
     from workflows.worker_task_types import (
         NON_RETRYABLE_TASK_ERRORS,
         FinishTaskInput,

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
@@ -21,12 +22,12 @@ from activities.task_types import (
     http_fetch,
     register_task_type,
 )
-from db.models import WorkerInstance
+from db.models import UPEESession, WorkerInstance
 from llm.registry import ProviderRegistry
 from settings import Settings
 from tests.conftest import Caller, make_caller, serve_api
 from tests.helpers import wait_for
-from tests.support.scripted_provider import Script
+from tests.support.scripted_provider import Script, ScriptedProvider
 from tests.support.webhook_server import WebhookServer, start_webhook_server
 from workflows.worker_tasks import WorkerHealthWorkflow, temporal_priority
 
@@ -265,3 +266,31 @@ async def test_health_check_marks_silent_workers_unhealthy(
 
 def test_priority_maps_onto_temporal_levels() -> None:
     assert [temporal_priority(p).priority_key for p in range(1, 11)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+
+
+async def test_plan_dispatches_worker_tasks_and_the_answer_uses_them(
+    http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    script = provider.reset()
+    script.structured["plan"] = {"steps": ["analyse the code"], "worker_tasks": [
+        {"task_type": "code_analysis", "payload": {"source": "def add(a, b):\n    return a + b\n"}},
+        {"task_type": "code_analysis", "payload": {"source": "class Empty:\n    pass\n"}},
+        {"task_type": "teleport", "payload": {}},
+        {"task_type": "http_fetch", "payload": {"url": "not a url"}},
+    ]}
+
+    response = await http.post("/api/chat", json={"message": "Review my code."}, headers=caller.headers)
+
+    assert response.status_code == 200, response.text
+    async with session_factory() as session:
+        phases = (await session.scalar(select(UPEESession.phases_data).where(
+            UPEESession.request_id == uuid.UUID(response.json()["request_id"]))))
+    planned = phases["plan"]["worker_tasks"]
+    assert [t["status"] for t in planned] == ["pending", "pending", "rejected", "rejected"]
+    assert [t["status"] for t in phases["execute_0"]["worker_tasks"]] == ["completed", "completed"]
+    answer_call = next(call for call in reversed(provider.calls) if call.body.get("stream"))
+    system_prompt = answer_call.body["messages"][0]["content"]
+    assert "Use these results of worker tasks" in system_prompt
+    assert '"name": "add"' in system_prompt
+    assert '"name": "Empty"' in system_prompt
