@@ -132,8 +132,9 @@ class ChatParams(BaseModel):
 class WorkerTaskParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_type: str = Field(min_length=1, max_length=100)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    task_type: str = Field(min_length=1, max_length=100, description="A worker task type, such as code_analysis")
+    payload: dict[str, Any] = Field(default_factory=dict, description="The task type's parameters")
+    priority: int = Field(default=5, ge=1, le=10)
 
 
 class WebhookParams(BaseModel):

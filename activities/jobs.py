@@ -12,10 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.job_actions import ACTION_TYPES, ActionContext, ActionFailed, ActionRejected, ChatParams, run_handler
+from activities.job_actions import (
+    ACTION_TYPES,
+    ActionContext,
+    ActionFailed,
+    ActionRejected,
+    ChatParams,
+    WorkerTaskParams,
+    run_handler,
+)
 from activities.streaming import heartbeating
 from db import chat
-from db.models import Conversation, CoreJob, JobExecution
+from db.models import Conversation, CoreJob, JobExecution, WorkerTask
 from settings import Settings
 from workflows.job_types import (
     ActionOutcome,
@@ -25,6 +33,7 @@ from workflows.job_types import (
     StartExecutionInput,
 )
 from workflows.upee_types import UPEEInput
+from workflows.worker_task_types import WorkerTaskInput
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +106,25 @@ class JobActivities:
         await session.execute(update(Conversation).where(Conversation.id == conversation.id)
                               .values(updated_at=datetime.now(UTC)))
         return conversation
+
+    @activity.defn(name="create_job_worker_task")
+    async def create_worker_task(self, data: RunActionInput) -> WorkerTaskInput:
+        """Store the job's worker task for this attempt as pending and return the input of its workflow."""
+        params = WorkerTaskParams.model_validate(data.params)
+        # Derived from the execution and attempt, so a retried activity finds the row it already wrote.
+        task_id = uuid.uuid5(uuid.UUID(data.execution_id), f"worker-task-{data.attempt}")
+        timeout = self.settings.worker_task_default_timeout_seconds
+        async with self.session_factory.begin() as session:
+            if await session.get(WorkerTask, task_id) is None:
+                session.add(WorkerTask(
+                    id=task_id, task_type=params.task_type, payload=params.payload, status="pending",
+                    priority=params.priority, max_retries=0, timeout_seconds=timeout,
+                    user_id=uuid.UUID(data.owner_id),
+                    origin={"source": "job", "job_id": data.job_id, "execution_id": data.execution_id}))
+        return WorkerTaskInput(task_id=str(task_id), task_type=params.task_type,
+                               queue=self.settings.capability_queue(params.task_type), priority=params.priority,
+                               max_retries=0, timeout_seconds=timeout,
+                               wait_seconds=self.settings.worker_task_wait_seconds)
 
     @activity.defn(name="run_job_action")
     async def run_action(self, data: RunActionInput) -> ActionOutcome:

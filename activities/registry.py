@@ -34,6 +34,7 @@ def build_activities(
     admin = WorkerAdminActivities(session_factory, providers.settings)
     return [upee.wait_turn, upee.understand, upee.plan, upee.execute, upee.evaluate, upee.finish, upee.fail,
             upee.cancel, jobs.start_execution, jobs.prepare_chat_turn, jobs.run_action, jobs.finish_execution,
+            jobs.create_worker_task,
             admin.finish_task, admin.check_health]
 
 

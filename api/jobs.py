@@ -42,13 +42,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.job_actions import (
     ACTION_TYPES,
-    WORKER_TASK_ACTION,
     ActionFailed,
     ActionRejected,
     ChatParams,
     WebhookParams,
+    WorkerTaskParams,
     check_address,
 )
+from activities.task_types import TASK_TYPES
 from api.schemas import JobAction, JobOut, ScheduleRun, ScheduleView
 from db.models import CoreJob
 from settings import Settings
@@ -146,15 +147,23 @@ async def check_action(settings: Settings, action: JobAction) -> dict[str, Any]:
     if action_type is None:
         known = ", ".join(sorted(ACTION_TYPES))
         raise invalid("action.type", f"unknown action type {action.type!r}; known types: {known}", action.type)
-    if action.type == WORKER_TASK_ACTION:
-        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED,
-                            "worker_task actions need worker agents, which this version does not have yet")
     try:
         params = action_type.params.model_validate(action.params)
     except ValidationError as error:
         raise RequestValidationError([
             {**item, "loc": ("body", "action", "params", *item["loc"])} for item in error.errors()
         ]) from error
+    if isinstance(params, WorkerTaskParams):
+        task_type = TASK_TYPES.get(params.task_type)
+        if task_type is None:
+            raise invalid("action.params.task_type", f"unknown task type {params.task_type!r}; known types: "
+                                                     f"{', '.join(sorted(TASK_TYPES))}", params.task_type)
+        try:
+            params.payload = task_type.params.model_validate(params.payload).model_dump(mode="json",
+                                                                                          exclude_none=True)
+        except ValidationError as error:
+            raise RequestValidationError([{**item, "loc": ("body", "action", "params", "payload", *item["loc"])}
+                                          for item in error.errors()]) from error
     if isinstance(params, WebhookParams):
         try:
             await asyncio.to_thread(check_address, params.url.host or "", settings.http_allow_private_addresses)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CHAT_ACTION = "chat"
+WORKER_TASK_ACTION = "worker_task"
 
 
 @dataclass

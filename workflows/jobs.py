@@ -17,8 +17,11 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.worker_task_types import WorkerTaskInput, WorkerTaskResult
+    from workflows.worker_tasks import WorkerTaskWorkflow
     from workflows.job_types import (
         CHAT_ACTION,
+        WORKER_TASK_ACTION,
         ActionOutcome,
         ExecutionPlan,
         FinishExecutionInput,
@@ -88,6 +91,8 @@ class JobWorkflow:
         timeout = timedelta(seconds=plan.timeout_seconds)
         if plan.action_type == CHAT_ACTION:
             return await self._chat(job_id, plan, attempt, timeout)
+        if plan.action_type == WORKER_TASK_ACTION:
+            return await self._worker_task(job_id, plan, attempt, timeout)
         return await workflow.execute_activity(
             "run_job_action",
             RunActionInput(job_id=job_id, execution_id=plan.execution_id, owner_id=plan.owner_id,
@@ -125,6 +130,25 @@ class JobWorkflow:
         if isinstance(cause, TimeoutError) and cause.type == TimeoutType.START_TO_CLOSE:
             return f"the attempt ran past timeout_seconds ({plan.timeout_seconds} s)"
         return failure_message(error)
+
+    async def _worker_task(self, job_id: str, plan: ExecutionPlan, attempt: int,
+                           timeout: timedelta) -> ActionOutcome:
+        task: WorkerTaskInput = await workflow.execute_activity(
+            "create_job_worker_task",
+            RunActionInput(job_id=job_id, execution_id=plan.execution_id, owner_id=plan.owner_id,
+                           action_type=plan.action_type, params=plan.params, attempt=attempt),
+            result_type=WorkerTaskInput, start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY_POLICY)
+        # The job's timeout covers the wait for a worker and the task's own run.
+        task.timeout_seconds = plan.timeout_seconds
+        task.wait_seconds = min(task.wait_seconds, float(plan.timeout_seconds))
+        outcome: WorkerTaskResult = await workflow.execute_child_workflow(
+            WorkerTaskWorkflow.run, task, id=f"worker-task-{task.task_id}")
+        if outcome.status != "completed":
+            raise ApplicationError(f"worker task {task.task_id} {outcome.status}: {outcome.error}",
+                                   type="WorkerTaskFailed")
+        return ActionOutcome(result={"task_id": task.task_id, "task_type": task.task_type,
+                                     "result": outcome.result})
 
     async def _finish(
         self, job_id: str, plan: ExecutionPlan, attempts: int, outcome: ActionOutcome | None, errors: list[str],

@@ -325,12 +325,25 @@ async def test_invalid_jobs_are_422(http: httpx.AsyncClient, caller: Caller, fie
     assert expected in response.json()["message"]
 
 
-async def test_worker_task_action_is_not_available_yet(http: httpx.AsyncClient, caller: Caller) -> None:
-    response = await http.post("/api/jobs", headers=caller.headers, json={
+async def test_worker_task_job_runs_on_a_worker(http: httpx.AsyncClient, caller: Caller) -> None:
+    bad = await http.post("/api/jobs", headers=caller.headers, json={
         "name": "w", "job_type": "interval", "schedule_spec": "1h",
-        "action": {"type": "worker_task", "params": {"task_type": "code_analysis"}}})
+        "action": {"type": "worker_task", "params": {"task_type": "code_analysis", "payload": {}}}})
+    job = await create(http, caller, {
+        "name": "nightly analysis", "job_type": "interval", "schedule_spec": "1d",
+        "action": {"type": "worker_task", "params": {"task_type": "code_analysis",
+                                                     "payload": {"source": "def f():\n    return 1\n"}}}})
 
-    assert response.status_code == 501
+    await http.post(f"/api/jobs/{job['id']}/trigger", headers=caller.headers)
+    runs = await wait_for(lambda: finished(http, caller, job["id"], 1), timeout=30)
+    task = (await http.get(f"/api/workers/tasks/{runs[0]['result']['task_id']}", headers=caller.headers)).json()
+
+    assert bad.status_code == 422
+    assert "action.params.payload.source" in bad.json()["message"]
+    assert runs[0]["status"] == "completed", runs[0]
+    assert runs[0]["result"]["result"]["functions"][0]["name"] == "f"
+    assert task["origin"]["job_id"] == job["id"]
+    assert task["status"] == "completed"
 
 
 async def test_owners_see_their_jobs_and_admins_all(
