@@ -473,7 +473,6 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input",
         413: "Message or body too large",
         429: "Too many requests; see Retry-After",
-        501: "Not available in this version",
         502: "The turn failed",
         503: "A dependency is unavailable",
         504: "The turn is still running",

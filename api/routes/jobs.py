@@ -48,7 +48,7 @@ async def list_action_types(_user: ConversationReader) -> list[ActionTypeOut]:
 
 
 @router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED,
-             responses=error_responses(404, 422, 429, 501))
+             responses=error_responses(404, 422, 429))
 async def create_job(body: JobCreate, request: Request, state: StateDep, user: ConversationWriter) -> JobOut:
     """Create a job and its Temporal Schedule `job-<id>`."""
     await check_job_rate(state, user.id, getattr(request.state, "key_id", None))
@@ -131,7 +131,7 @@ async def get_job(job_id: uuid.UUID, request: Request, state: StateDep, user: Co
     return await _current(state, session, await _visible(session, request, user, job_id))
 
 
-@router.patch("/{job_id}", response_model=JobOut, responses=error_responses(404, 409, 422, 501))
+@router.patch("/{job_id}", response_model=JobOut, responses=error_responses(404, 409, 422))
 async def update_job(job_id: uuid.UUID, body: JobUpdate, request: Request, state: StateDep,
                      user: ConversationWriter, session: SessionDep) -> JobOut:
     """Change a job's schedule, action, limits or enabled flag; the schedule follows at once."""
