@@ -33,7 +33,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from settings import Settings
 
@@ -143,7 +143,16 @@ class WebhookParams(BaseModel):
     url: HttpUrl
     method: Literal["GET", "POST"] = "POST"
     json_body: dict[str, Any] | None = Field(default=None, description="Sent as JSON with POST")
-    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50,
+                                    description="Extra request headers; Host and the X-PAF- ones cannot be set")
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(name for name in headers if name.lower() == "host" or name.lower().startswith("x-paf-"))
+        if reserved:
+            raise ValueError(f"these headers cannot be set: {', '.join(reserved)}")
+        return headers
 
 
 # Chat turns and worker tasks are run by the job workflow itself, not by a handler.
@@ -163,11 +172,24 @@ def check_address(host: str, allow_private: bool) -> None:
         raise ActionRejected(f"invalid host name {host!r}: {error}") from error
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
-                or address.is_multicast or address.is_unspecified:
+        # is_global also excludes shared (carrier-grade NAT) space and the IPv6 forms of local addresses.
+        if not address.is_global or address.is_multicast or _embeds_local_ipv4(address) \
+                or any(address in network for network in EXTRA_BLOCKED_NETWORKS):
             raise ActionRejected(f"{host} resolves to {address}, a private or local address; set "
                                  "PAF_HTTP_ALLOW_PRIVATE_ADDRESSES=true in the environment of the API and the "
                                  "workers to allow it")
+
+
+# Special-purpose ranges that Python counts as global: protocol assignments and the old 6to4 relay anycast.
+EXTRA_BLOCKED_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("192.88.99.0/24"))
+
+
+def _embeds_local_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Return whether an IPv6 address carries a non-global IPv4 address (6to4 or IPv4-mapped)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return False
+    embedded = address.sixtofour or address.ipv4_mapped
+    return embedded is not None and not embedded.is_global
 
 
 @register_action("webhook", WebhookParams, "Send an HTTP request; a status of 400 or more fails the attempt")
@@ -177,8 +199,9 @@ async def webhook(context: ActionContext, params: WebhookParams) -> dict[str, An
     # NOTE: the address is checked before connecting, so a DNS answer that changes in between is not caught.
     await asyncio.to_thread(check_address, host, context.settings.http_allow_private_addresses)
     limit = context.settings.http_max_response_bytes
-    headers = {"User-Agent": "paf-core-agent-job", "X-PAF-Job-Id": context.job_id,
-               "X-PAF-Execution-Id": context.execution_id, **params.headers}
+    # The job's own headers go first, so they cannot replace the ones that identify the job.
+    headers = {**params.headers, "User-Agent": "paf-core-agent-job", "X-PAF-Job-Id": context.job_id,
+               "X-PAF-Execution-Id": context.execution_id}
     started = time.monotonic()
     async with httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(30.0)) as client:
         try:

@@ -23,7 +23,7 @@ from activities.job_actions import (
 )
 from activities.streaming import heartbeating
 from db import chat
-from db.models import Conversation, CoreJob, JobExecution, WorkerTask
+from db.models import Conversation, CoreJob, JobExecution, User, WorkerTask
 from settings import Settings
 from workflows.job_types import (
     ActionOutcome,
@@ -55,6 +55,11 @@ class JobActivities:
             if job is None or job.status == "deleted":
                 return ExecutionPlan(execution_id="", action_type="", params={}, owner_id="", max_retries=0,
                                      timeout_seconds=1, skip_reason="the job was deleted")
+            owner = await session.get(User, job.user_id)
+            if owner is None or not owner.is_active:
+                # A deactivated user's jobs stop with their keys; reactivation lets them run again.
+                return ExecutionPlan(execution_id="", action_type="", params={}, owner_id="", max_retries=0,
+                                     timeout_seconds=1, skip_reason="the job's owner is deactivated")
             if await session.get(JobExecution, execution_id) is None:
                 session.add(JobExecution(id=execution_id, job_id=job.id, status="running",
                                          workflow_id=data.workflow_id, run_id=data.run_id))

@@ -2,10 +2,10 @@
 
 A handler takes a `TaskContext` and its validated payload and returns a
 JSON-serialisable dict, the task's result. Raising `TaskFailed` fails the
-attempt, and the task's `max_retries` decides whether another follows;
-`TaskRejected` fails the task at once, for input that no retry can fix. A
-plain function runs in a thread of its own; a coroutine function runs on the
-worker's event loop.
+attempt, and the task's `max_retries` decides whether another follows.
+Raising `TaskRejected` fails the task at once, for input that no retry can
+fix. A plain function runs in a thread of its own, and a coroutine function
+runs on the worker's event loop.
 
     class Params(BaseModel):
         text: str

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -58,11 +58,12 @@ from workflows.jobs import JobWorkflow
 
 logger = logging.getLogger(__name__)
 
-INTERVAL_PATTERN = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+INTERVAL_PATTERN = re.compile(r"^([0-9]{1,9})\s*(s|m|h|d)$")
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 MIN_INTERVAL = timedelta(seconds=1)
 MAX_INTERVAL = timedelta(days=366)
 CRON_FIELDS = 5
+MAX_SCHEDULE_AHEAD = timedelta(days=36_525)
 SHOWN_RUN_TIMES = 5
 DEFAULT_MAX_RETRIES = 2
 OVERLAP = {
@@ -96,7 +97,7 @@ def parse_interval(text: str) -> timedelta:
             raise ValueError(f"{text!r} counts months or years, which have no fixed length; use days, such as P30D")
         try:
             every = _duration.validate_python(text.strip())
-        except ValidationError as error:
+        except (ValidationError, OverflowError) as error:
             raise ValueError(f"{text!r} is not a valid ISO 8601 duration") from error
     else:
         raise ValueError(f"{text!r} is not an interval: expected a number and a unit (30s, 15m, 2h, 1d) or an "
@@ -110,6 +111,9 @@ def check_schedule(job_type: str, spec: str | None, timezone: str, scheduled_at:
     """Raise a 422 naming the field when the schedule fields do not fit the job type."""
     try:
         ZoneInfo(timezone)
+        # Names such as localtime, Factory or posix/… exist as files but are not zones to schedule in.
+        if timezone not in available_timezones() or timezone in ("localtime", "Factory", "posixrules"):
+            raise ValueError(timezone)
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise invalid("timezone", f"unknown time zone {timezone!r}: expected an IANA name such as "
                                   "Europe/Paris or UTC", timezone) from error
@@ -121,6 +125,8 @@ def check_schedule(job_type: str, spec: str | None, timezone: str, scheduled_at:
         if scheduled_at <= datetime.now(UTC):
             raise invalid("scheduled_at", f"{scheduled_at.isoformat()} is in the past: a one_time job needs a "
                                           "time in the future", scheduled_at.isoformat())
+        if scheduled_at > datetime.now(UTC) + MAX_SCHEDULE_AHEAD:
+            raise invalid("scheduled_at", "must be within 100 years", scheduled_at.isoformat())
         return
     if scheduled_at is not None:
         raise invalid("scheduled_at", f"scheduled_at applies to one_time jobs only, not to {job_type} jobs")
@@ -226,7 +232,7 @@ def temporal_errors(field: str = "schedule_spec") -> Iterator[None]:
 
 
 async def create_schedule(client: Client, job: CoreJob, task_queue: str) -> None:
-    with temporal_errors():
+    with temporal_errors("scheduled_at" if job.job_type == "one_time" else "schedule_spec"):
         await client.create_schedule(schedule_id(job.id), build_schedule(job, task_queue))
     await _check_matches(client, job)
 
@@ -304,7 +310,8 @@ def reconcile(job: CoreJob, description: ScheduleDescription | None) -> bool:
     if job.status == "deleted":
         return False
     if description is None:
-        job.status = "schedule_missing"
+        if not (job.job_type == "one_time" and job.status in ("completed", "failed")):
+            job.status = "schedule_missing"
     else:
         paused = description.schedule.state.paused
         job.enabled = not paused

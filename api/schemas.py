@@ -143,10 +143,37 @@ def _check_no_nul(value: str) -> str:
     return value
 
 
-def _check_plain_text(value: str) -> str:
+def _check_plain_text(value: str | None) -> str | None:
     # Control and direction-changing characters in a label would mislead whoever reads it in a log.
-    if any(unicodedata.category(character) in ("Cc", "Cf") for character in value):
-        raise ValueError("must not contain control or formatting characters")
+    if value is None:
+        return value
+    if any(unicodedata.category(character) in ("Cc", "Cf", "Cs") for character in value):
+        raise ValueError("must not contain control, formatting or lone surrogate characters")
+    if not value.strip():
+        raise ValueError("must contain more than whitespace")
+    return value
+
+
+MAX_JSON_DEPTH = 32
+
+
+def check_json_text(value: Any, depth: int = 0) -> Any:
+    """Reject NUL characters, lone surrogates and deep nesting anywhere in a JSON value.
+
+    PostgreSQL stores neither character in text or JSONB, and deep nesting cannot be serialised.
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, str):
+        if "\x00" in value or any(unicodedata.category(character) == "Cs" for character in value):
+            raise ValueError("must not contain NUL (\\u0000) characters or lone surrogates")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_json_text(key, depth + 1)
+            check_json_text(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json_text(item, depth + 1)
     return value
 
 
@@ -284,6 +311,8 @@ class JobAction(BaseModel):
     type: str = Field(min_length=1, max_length=100, description="chat, webhook, worker_task or a registered type")
     params: dict[str, Any] = Field(default_factory=dict, description="The action type's parameters")
 
+    _text = field_validator("params")(check_json_text)
+
 
 MAX_JOB_TIMEOUT_SECONDS = 7 * 86_400
 
@@ -310,6 +339,8 @@ class JobFields(BaseModel):
         default=None, ge=10, le=MAX_JOB_TIMEOUT_SECONDS,
         description="How late a missed run may still start; default PAF_JOB_CATCHUP_WINDOW_SECONDS")
     enabled: bool | None = Field(default=None, description="false creates or leaves the schedule paused")
+
+    _plain_spec = field_validator("schedule_spec", "timezone")(_check_plain_text)
 
 
 class JobCreate(JobFields):
@@ -409,6 +440,8 @@ class TaskCreate(BaseModel):
                                                                       "capability a worker needs to run it")
     payload: dict[str, Any] = Field(default_factory=dict, description="The task type's parameters")
     priority: int = Field(default=5, ge=1, le=10, description="1 runs first, 10 last")
+
+    _text = field_validator("payload")(check_json_text)
     max_retries: int = Field(default=3, ge=0, le=10)
     timeout_seconds: int | None = Field(default=None, ge=1, le=86_400,
                                         description="Limit of each attempt; default PAF_WORKER_TASK_DEFAULT_TIMEOUT_SECONDS")

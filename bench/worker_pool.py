@@ -1,6 +1,6 @@
 """Worker task throughput with two worker processes serving one capability, divided by the figure with one.
 
-Each task is an http_fetch of a local server that waits before answering, so
+Each task is an http_fetch of a local server that waits before it responds, so
 the tasks wait on I/O and a second worker should nearly double the rate. The
 wait is long enough (2 s by default) that the capability workers, not the
 core worker or the Temporal dev server, limit the rate.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,14 @@ class JobCommandError(Exception):
 
 def _request(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None,
              params: dict[str, Any] | None = None) -> Any:
+    job_id = getattr(args, "job_id", None)
+    if job_id is not None:
+        try:
+            # Checked, so that a crafted id such as ../keys/<id> cannot reach another route.
+            args.job_id = str(uuid.UUID(job_id))
+        except ValueError:
+            raise JobCommandError(f"{job_id!r} is not a job id; take it from `paf jobs list`") from None
+        path = path.replace(job_id, args.job_id)
     headers = {"X-API-Key": args.resolved_api_key}
     try:
         with httpx.Client(base_url=args.api_url, timeout=60) as client:

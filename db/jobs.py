@@ -38,6 +38,12 @@ async def list_jobs(
     return list(rows), int(total or 0)
 
 
+async def count_live_jobs(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Return how many jobs the user has that are not deleted."""
+    return int(await session.scalar(select(func.count()).select_from(CoreJob).where(
+        CoreJob.user_id == user_id, CoreJob.status != "deleted")) or 0)
+
+
 async def list_executions(
     session: AsyncSession, job_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[JobExecution], int]:

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # Scheduled jobs.
     jobs_created_per_minute_per_user: int = Field(default=30, ge=0)
     jobs_created_per_minute_per_key: int = Field(default=30, ge=0)
+    # Jobs a user may have at once (deleted ones aside); each recurring job keeps the workers busy.
+    max_jobs_per_user: int = Field(default=100, ge=1)
     # How late a missed run may still start, after Temporal or the workers were down.
     job_catchup_window_seconds: int = Field(default=60, ge=10)
     job_default_timeout_seconds: int = Field(default=600, gt=0)

@@ -188,6 +188,9 @@ async def test_jobs_commands(settings: Settings, api_url: str, caller: Caller) -
     assert triggered[0] == 0
     assert "cron 0 3 * * * (Europe/Paris)" in shown[1]
     assert deleted[0] == 0
+    crafted = await run_paf_async(settings, "jobs", "delete", "../keys/" + uuid.uuid4().hex, *common)
+    assert crafted[0] == 1
+    assert "is not a job id" in crafted[2]
     assert bad[0] == 1
     assert "HTTP 422" in bad[2]
     assert "five-field cron" in bad[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -38,6 +38,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=error_responses(
 
 MAX_OFFSET = 10_000_000
 MAX_BACKFILL_RUNS = 1000
+MAX_BACKFILL_AGE = timedelta(days=366)
 
 
 @router.get("/action-types", response_model=list[ActionTypeOut])
@@ -51,12 +52,17 @@ async def list_action_types(_user: ConversationReader) -> list[ActionTypeOut]:
              responses=error_responses(404, 422, 429))
 async def create_job(body: JobCreate, request: Request, state: StateDep, user: ConversationWriter) -> JobOut:
     """Create a job and its Temporal Schedule `job-<id>`."""
-    await check_job_rate(state, user.id, getattr(request.state, "key_id", None))
     settings = state.settings
     timezone = body.timezone or "UTC"
     jobs.check_schedule(body.job_type, body.schedule_spec, timezone, body.scheduled_at)
     params = await jobs.check_action(settings, body.action)
+    # Counted after validation, so rejected requests do not use up the limit.
+    await check_job_rate(state, user.id, getattr(request.state, "key_id", None))
     async with state.session_factory.begin() as session:
+        active = await job_queries.count_live_jobs(session, user.id)
+        if active >= settings.max_jobs_per_user:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"this user has {active} jobs, the limit (PAF_MAX_JOBS_PER_USER); delete one first")
         if body.action.type == "chat":
             params["conversation_id"] = str(await _job_conversation(session, user, params, body.name))
         job = CoreJob(
@@ -75,7 +81,13 @@ async def create_job(body: JobCreate, request: Request, state: StateDep, user: C
         # Created last, so a rejected schedule rolls the row back with it.
         await jobs.create_schedule(state.temporal, job, settings.temporal_task_queue)
     logger.info("created %s job %s (%s) for user %s", job.job_type, job.id, job.name, user.id)
-    return jobs.job_out(job, await jobs.describe(state.temporal, job))
+    try:
+        description = await jobs.describe(state.temporal, job)
+    except HTTPException as error:
+        # The job exists now; answering 503 would invite a retry that creates it twice.
+        logger.warning("job %s created, but its schedule could not be read back: %s", job.id, error.detail)
+        description = None
+    return jobs.job_out(job, description)
 
 
 async def _job_conversation(session: SessionDep, user: User, params: dict[str, object], name: str) -> uuid.UUID:
@@ -153,7 +165,9 @@ async def update_job(job_id: uuid.UUID, body: JobUpdate, request: Request, state
             # A changed prompt goes on in the job's conversation rather than starting another.
             params["conversation_id"] = job.payload.get("conversation_id")
         if body.action.type == "chat":
-            params["conversation_id"] = str(await _job_conversation(session, user, params, job.name))
+            owner = await session.get(User, job.user_id)
+            assert owner is not None
+            params["conversation_id"] = str(await _job_conversation(session, owner, params, job.name))
         job.action_type, job.payload = body.action.type, params
     job.schedule_spec, job.timezone, job.scheduled_at = spec, timezone, scheduled_at
     for name in ("name", "overlap", "max_retries", "timeout_seconds", "catchup_window_seconds", "enabled"):
@@ -230,6 +244,8 @@ async def trigger_job(job_id: uuid.UUID, request: Request, state: StateDep, user
                       session: SessionDep) -> Response:
     """Start one run now, whatever the schedule and overlap policy; it appears in the executions."""
     job = await _live_job(session, request, user, job_id)
+    # A trigger starts a run as a new job would, so it shares the job creation limit.
+    await check_job_rate(state, user.id, getattr(request.state, "key_id", None))
     # Started directly with an id of its own: the schedule's trigger names runs by the second, so two
     # triggers within one second would collide and the second would be lost.
     try:
@@ -254,6 +270,8 @@ async def backfill_job(job_id: uuid.UUID, body: BackfillRequest, request: Reques
         raise jobs.invalid("end_at", "end_at must be after start_at")
     if body.end_at > datetime.now(UTC):
         raise jobs.invalid("end_at", "end_at must not be in the future")
+    if body.start_at < datetime.now(UTC) - MAX_BACKFILL_AGE:
+        raise jobs.invalid("start_at", "start_at must be within the last 366 days")
     if job.job_type == "interval":
         # Counted before asking Temporal, which would list every one of a huge range's times.
         runs = (body.end_at - body.start_at) / jobs.parse_interval(job.schedule_spec or "")
@@ -264,6 +282,7 @@ async def backfill_job(job_id: uuid.UUID, body: BackfillRequest, request: Reques
         raise jobs.invalid("start_at", f"the range contains {int(runs)} or more runs; a backfill may contain fewer "
                                        f"than {MAX_BACKFILL_RUNS}")
     # One after another, however the job's own overlap policy is set.
+    await check_job_rate(state, user.id, getattr(request.state, "key_id", None))
     backfill = ScheduleBackfill(start_at=body.start_at, end_at=body.end_at, overlap=ScheduleOverlapPolicy.BUFFER_ALL)
     await _on_schedule(job, jobs.handle(state.temporal, job).backfill(backfill))
     logger.info("job %s backfilled from %s to %s by user %s", job.id, body.start_at, body.end_at, user.id)

@@ -92,7 +92,7 @@ async def _visible_task(session: SessionDep, request: Request, user: User, task_
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses=error_responses(404))
 async def get_worker_task(task_id: uuid.UUID, request: Request, state: StateDep, user: ConversationReader,
                           session: SessionDep) -> TaskOut:
-    """Return a task; a pending one says why it waits."""
+    """Return a task, with the reason a pending one waits."""
     return await task_out(state.temporal, state.settings, await _visible_task(session, request, user, task_id),
                           explain=True)
 

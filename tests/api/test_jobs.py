@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from activities.job_actions import ActionContext, register_action
+from activities.job_actions import ActionContext, ActionRejected, check_address, register_action
 from db.models import Message
 from settings import Settings
 from tests.conftest import Caller, make_caller, serve_api
@@ -312,13 +313,27 @@ async def test_chat_job_answers_in_its_conversation(
     ({"action": {"type": "chat", "params": {}}}, "action.params.prompt", "Field required"),
     ({"action": {"type": "webhook", "params": {"url": "ftp://x"}}}, "action.params.url", "URL scheme"),
     ({"overlap": "sometimes"}, "overlap", "skip"),
+    ({"action": {"type": "chat", "params": {"prompt": "hi\u0000there"}}}, "action.params", "NUL"),
+    ({"action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/", "json_body": {"a": "\udc00"}}}},
+     "action.params", "lone surrogate"),
+    ({"action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/", "headers": {"Host": "x"}}}},
+     "action.params.headers", "cannot be set"),
+    ({"job_type": "cron", "schedule_spec": "* * * * *\u0000"}, "schedule_spec", "control"),
+    ({"job_type": "interval", "schedule_spec": "9" * 150 + "d"}, "schedule_spec", "not an interval"),
+    ({"job_type": "interval", "schedule_spec": "\u0665s"}, "schedule_spec", "not an interval"),
+    ({"job_type": "cron", "schedule_spec": "0 9 * * *", "timezone": "localtime"}, "timezone", "unknown time zone"),
+    ({"job_type": "one_time", "schedule_spec": None, "scheduled_at": "9999-12-31T20:00:00-05:00"},
+     "scheduled_at", "within 100 years"),
+    ({"name": "   "}, "name", "more than whitespace"),
 ])
 async def test_invalid_jobs_are_422(http: httpx.AsyncClient, caller: Caller, fields: dict[str, Any], field: str,
                                     expected: str) -> None:
     body = {"name": "bad", "job_type": "interval", "schedule_spec": "1h",
             "action": {"type": "webhook", "params": {"url": "http://127.0.0.1:9/x"}}} | fields
 
-    response = await http.post("/api/jobs", json=body, headers=caller.headers)
+    # json.dumps escapes lone surrogates, which httpx's own encoder cannot send.
+    response = await http.post("/api/jobs", content=json.dumps(body),
+                               headers={**caller.headers, "Content-Type": "application/json"})
 
     assert response.status_code == 422, response.text
     assert f"{field}:" in response.json()["message"]
@@ -481,3 +496,57 @@ async def test_cron_backfill_is_counted_and_capped(
 
     assert too_many.status_code == 422
     assert "fewer than 1000" in too_many.json()["message"]
+
+
+async def test_admin_edit_keeps_the_owners_conversation(
+    http: httpx.AsyncClient, caller: Caller, webhooks: WebhookServer,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = await make_caller(session_factory, role="admin")
+    job = await create(http, caller, webhook_job(webhooks, tag()))
+
+    edited = await http.patch(f"/api/jobs/{job['id']}", headers=admin.headers,
+                              json={"action": {"type": "chat", "params": {"prompt": "hello"}}})
+    conversation = await http.get(f"/api/chat/conversations/{edited.json()['action']['params']['conversation_id']}",
+                                  headers=caller.headers)
+    nulled = await http.patch(f"/api/jobs/{job['id']}", json={"name": None}, headers=caller.headers)
+
+    assert edited.status_code == 200, edited.text
+    assert conversation.status_code == 200
+    assert nulled.status_code == 422
+
+
+async def test_deactivated_owners_jobs_do_not_run(
+    http: httpx.AsyncClient, webhooks: WebhookServer, session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    owner = await make_caller(session_factory)
+    admin = await make_caller(session_factory, role="admin")
+    job_tag = tag()
+    job = await create(http, owner, webhook_job(webhooks, job_tag, schedule_spec="1s"))
+
+    await http.patch(f"/api/users/{owner.user_id}", json={"is_active": False}, headers=admin.headers)
+    await asyncio.sleep(1.5)
+    count_after_deactivation = webhooks.count(job_tag)
+    await asyncio.sleep(3)
+
+    assert webhooks.count(job_tag) == count_after_deactivation
+    assert (await http.get(f"/api/jobs/{job['id']}", headers=admin.headers)).status_code == 200
+    await http.delete(f"/api/jobs/{job['id']}", headers=admin.headers)
+
+
+@pytest.mark.parametrize("address", ["100.64.0.1", "192.0.0.8", "2002:7f00:1::", "::ffff:127.0.0.1", "10.1.2.3"])
+def test_webhook_refuses_non_global_addresses(address: str) -> None:
+    with pytest.raises(ActionRejected):
+        check_address(address, allow_private=False)
+
+
+async def test_jobs_per_user_are_capped(
+    settings: Settings, caller: Caller, webhooks: WebhookServer, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    owner = await make_caller(session_factory)
+    async with serve_api(settings.model_copy(update={"max_jobs_per_user": 2})) as url, \
+            httpx.AsyncClient(base_url=url, timeout=30) as client:
+        statuses = [(await client.post("/api/jobs", json=webhook_job(webhooks, tag()), headers=owner.headers))
+                    .status_code for _ in range(3)]
+
+    assert statuses == [201, 201, 409]

@@ -268,7 +268,7 @@ def test_priority_maps_onto_temporal_levels() -> None:
     assert [temporal_priority(p).priority_key for p in range(1, 11)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
 
 
-async def test_plan_dispatches_worker_tasks_and_the_answer_uses_them(
+async def test_planned_tasks_feed_the_answer(
     http: httpx.AsyncClient, caller: Caller, provider: ScriptedProvider,
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
