@@ -26,9 +26,10 @@ from temporalio.client import (
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
+    ScheduleAlreadyRunningError,
     ScheduleSpec,
 )
-from temporalio.service import RPCError, RPCStatusCode
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.worker import Worker
 
 from activities.registry import (
@@ -70,10 +71,9 @@ async def ensure_health_schedule(client: Client, settings: Settings) -> None:
     try:
         await client.create_schedule(health_schedule_id(settings), schedule)
         logger.info("created the worker health check schedule %s (every %s)", health_schedule_id(settings), every)
-    except RPCError as error:
-        # Every worker tries at start; the first one wins.
-        if error.status != RPCStatusCode.ALREADY_EXISTS:
-            raise
+    except ScheduleAlreadyRunningError:
+        # Every core worker tries at start; the first one wins.
+        logger.info("the worker health check schedule %s exists", health_schedule_id(settings))
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, name: str, capabilities: list[str],
@@ -83,15 +83,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event, name: str, capabil
     session_factory = create_session_factory(engine)
     providers = ProviderRegistry(settings)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
-    identity = WorkerIdentity(name=name)
-    metadata = {
+    metadata: dict[str, object] = {
         "host": socket.gethostname(), "pid": os.getpid(), "version": importlib.metadata.version("paf-core-agent"),
         "concurrency": settings.worker_max_concurrent_tasks, "core_queue": serve_core,
         "task_queues": [settings.capability_queue(c) for c in capabilities],
     }
+    identity = WorkerIdentity(name=name, endpoint=f"{socket.gethostname()}:{os.getpid()}",
+                              capabilities=capabilities, metadata=metadata)
     async with session_factory.begin() as session:
-        identity.worker_id = await worker_records.register_worker(
-            session, name, f"{socket.gethostname()}:{os.getpid()}", capabilities, metadata)
+        await identity.ensure_registered(session)
     workers = build_capability_workers(client, settings, session_factory, providers, identity, capabilities)
     if serve_core:
         workers.append(Worker(
@@ -104,7 +104,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, name: str, capabil
         await ensure_health_schedule(client, settings)
     logger.info("worker %s (%s) started: core queue %s, capabilities %s", name, identity.worker_id,
                 settings.temporal_task_queue if serve_core else "not served", ", ".join(capabilities) or "none")
-    beating = asyncio.create_task(_heartbeat_forever(session_factory, settings, metadata, identity, capabilities))
+    beating = asyncio.create_task(_heartbeat_forever(session_factory, settings, identity))
     try:
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:
@@ -123,18 +123,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event, name: str, capabil
     logger.info("worker %s stopped", name)
 
 
-async def _heartbeat_forever(session_factory: object, settings: Settings, metadata: dict[str, object],
-                             identity: WorkerIdentity, capabilities: list[str]) -> None:
+async def _heartbeat_forever(session_factory: async_sessionmaker[AsyncSession], settings: Settings,
+                             identity: WorkerIdentity) -> None:
     while True:
         await asyncio.sleep(settings.worker_heartbeat_seconds)
         try:
-            async with session_factory.begin() as session:  # type: ignore[attr-defined]
-                present = await worker_records.heartbeat(session, identity.worker_id, len(identity.running))
-                if not present:
+            async with session_factory.begin() as session:
+                assert identity.worker_id is not None
+                if not await worker_records.heartbeat(session, identity.worker_id, len(identity.running)):
                     # Deregistered while running: register again, since this process still takes tasks.
-                    identity.worker_id = await worker_records.register_worker(
-                        session, identity.name, f"{socket.gethostname()}:{os.getpid()}", capabilities, metadata)
-                    logger.warning("worker %s was deregistered while running; registered again", identity.name)
+                    await identity.ensure_registered(session)
         except Exception as error:  # noqa: BLE001 - a failed heartbeat must not stop the worker
             logger.warning("heartbeat of worker %s failed: %s", identity.name, error)
 

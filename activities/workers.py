@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from activities.streaming import heartbeating
 from activities.task_types import TASK_TYPES, TaskContext, TaskFailed, TaskRejected, run_task_handler
 from db import workers
-from db.models import WorkerTask
+from db.models import WorkerInstance, WorkerTask
 from llm.registry import ProviderRegistry
 from settings import Settings
 from workflows.worker_task_types import FinishTaskInput, HealthCheckResult, RunTaskInput, TaskOutcome
@@ -33,6 +34,17 @@ class WorkerIdentity:
     name: str
     worker_id: uuid.UUID | None = None
     running: set[str] = field(default_factory=set)
+    endpoint: str = ""
+    capabilities: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    async def ensure_registered(self, session: AsyncSession) -> uuid.UUID:
+        """Return this worker's row id, registering again when the row was deregistered meanwhile."""
+        if self.worker_id is None or await session.get(WorkerInstance, self.worker_id) is None:
+            self.worker_id = await workers.register_worker(session, self.name, self.endpoint, self.capabilities,
+                                                           self.metadata)
+            logger.warning("worker %s was not registered; registered again as %s", self.name, self.worker_id)
+        return self.worker_id
 
 
 class TaskActivities:
@@ -56,7 +68,7 @@ class TaskActivities:
             task = await session.get(WorkerTask, uuid.UUID(data.task_id), with_for_update=True)
             if task is None:
                 raise ApplicationError(f"task {data.task_id} was deleted", type="TaskNotFound", non_retryable=True)
-            task.status, task.worker_id = "running", self.identity.worker_id
+            task.status, task.worker_id = "running", await self.identity.ensure_registered(session)
             task.started_at, task.retry_count = datetime.now(UTC), info.attempt - 1
             payload = dict(task.payload)
         logger.info("task %s (%s) attempt %d started on %s", data.task_id, data.task_type, info.attempt,

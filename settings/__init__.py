@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     http_max_response_bytes: int = Field(default=1_048_576, gt=0)
     # Worker agents. A worker polls one task queue per capability, named after the core queue.
     worker_name: str | None = Field(default=None, max_length=100)
+    # Prefix of the capability task queues; default "<temporal_task_queue>-capability-".
+    capability_queue_prefix: str | None = Field(default=None, min_length=1, max_length=150)
     # None: every built-in capability. An empty list: the core queue only.
     worker_capabilities: list[str] | None = None
     worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
@@ -157,7 +159,8 @@ class Settings(BaseSettings):
 
     def capability_queue(self, capability: str) -> str:
         """Return the task queue of worker agents with `capability`."""
-        return f"{self.temporal_task_queue}-capability-{capability}"
+        prefix = self.capability_queue_prefix or f"{self.temporal_task_queue}-capability-"
+        return f"{prefix}{capability}"
 
     @property
     def default_model_name(self) -> str:

@@ -42,7 +42,6 @@ from activities.registry import (
     resolve_capabilities,
 )
 from activities.workers import WorkerIdentity
-from db.workers import register_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_MODEL = "smollm2-135m"
@@ -156,10 +155,11 @@ async def worker(
         activities=build_activities(session_factory, providers),
         max_heartbeat_throttle_interval=MAX_HEARTBEAT_THROTTLE,
     )
-    identity = WorkerIdentity(name=f"test-worker-{uuid.uuid4().hex[:8]}")
     capabilities = resolve_capabilities(settings, None)
+    identity = WorkerIdentity(name=f"test-worker-{uuid.uuid4().hex[:8]}", endpoint="in-process",
+                              capabilities=capabilities)
     async with session_factory.begin() as session:
-        identity.worker_id = await register_worker(session, identity.name, "in-process", capabilities, {})
+        await identity.ensure_registered(session)
     capability_workers = build_capability_workers(temporal_client, settings, session_factory, providers, identity,
                                                   capabilities)
     async with contextlib.AsyncExitStack() as stack:

@@ -110,12 +110,27 @@ async def test_two_workers_share_a_capability(
     settings: Settings, temporal_client: Client, session_factory: async_sessionmaker[AsyncSession],
     webhooks: WebhookServer, tmp_path: Path,
 ) -> None:
-    async with pool(settings, temporal_client, session_factory, tmp_path) as (state, _processes):
+    async with pool(settings, temporal_client, session_factory, tmp_path) as (state, processes):
+        first_beats = await _workers(session_factory, list(processes))
         ids = list(await asyncio.gather(*(fetch(state, f"{webhooks.url}/share/slow/0.5") for _ in range(12))))
         rows = await wait_for(lambda: all_ended(session_factory, ids), timeout=60)
+        await asyncio.sleep(1.5)  # at least one more heartbeat, sent every second here
+        later_beats = await _workers(session_factory, list(processes))
+    stopped = await _workers(session_factory, list(processes))
 
     assert {row.status for row in rows} == {"completed"}
     assert len({row.worker_id for row in rows}) == 2
+    for name, worker in first_beats.items():
+        assert worker.capabilities == ["http_fetch"]
+        assert worker.metadata_["pid"] == processes[name].pid
+        assert later_beats[name].last_heartbeat > worker.last_heartbeat
+        assert stopped[name].status == "inactive"
+
+
+async def _workers(session_factory: async_sessionmaker[AsyncSession], names: list[str]) -> dict[str, WorkerInstance]:
+    async with session_factory() as session:
+        rows = (await session.scalars(select(WorkerInstance).where(WorkerInstance.name.in_(names)))).all()
+    return {row.name: row for row in rows}
 
 
 async def test_killed_worker_task_completes_once_on_the_other(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_worker_stops_cleanly_on_sigterm(settings: Settings) -> None:
     try:
         output = ""
         deadline = time.monotonic() + 30
-        while "worker started" not in output:
+        while ") started: core queue" not in output:
             assert time.monotonic() < deadline, output
             line = worker.stderr.readline() if worker.stderr else ""
             assert line or worker.poll() is None, output
@@ -73,4 +74,4 @@ def test_worker_stops_cleanly_on_sigterm(settings: Settings) -> None:
         if worker.poll() is None:
             worker.kill()
     assert worker.returncode == 0, rest
-    assert "worker stopped" in rest
+    assert re.search(r"worker \S+ stopped", rest), rest
