@@ -267,7 +267,7 @@ async def update_schedule(client: Client, job: CoreJob, task_queue: str, resched
 
 
 async def count_matching_times(client: Client, job: CoreJob, start_at: datetime, end_at: datetime) -> int:
-    """Return how many runs the job's schedule holds between the two times, as Temporal computes them."""
+    """Return how many runs the job's schedule has between the two times, as Temporal computes them."""
     start, end = Timestamp(), Timestamp()
     start.FromDatetime(start_at)
     end.FromDatetime(end_at)

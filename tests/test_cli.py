@@ -66,7 +66,8 @@ async def test_key_scope_within_the_role(settings: Settings, http: httpx.AsyncCl
     assert wider.returncode != 0
     assert "lacks write_conversations" in wider.stderr
     assert scoped.returncode == 0, scoped.stderr
-    assert negative.returncode == 2 and "must be 1 or more" in negative.stderr
+    assert negative.returncode == 2
+    assert "must be 1 or more" in negative.stderr
     me = await http.get("/api/users/me", headers={"X-API-Key": scoped.stdout.strip()})
     assert me.json()["permissions"] == ["read_conversations"]
 

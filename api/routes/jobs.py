@@ -84,7 +84,7 @@ async def create_job(body: JobCreate, request: Request, state: StateDep, user: C
     try:
         description = await jobs.describe(state.temporal, job)
     except HTTPException as error:
-        # The job exists now; answering 503 would invite a retry that creates it twice.
+        # The job exists now, and a 503 would invite a retry that creates it twice.
         logger.warning("job %s created, but its schedule could not be read back: %s", job.id, error.detail)
         description = None
     return jobs.job_out(job, description)

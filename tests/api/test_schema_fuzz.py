@@ -54,7 +54,7 @@ async def test_no_input_causes_a_server_error(
         admin = await make_caller(session_factory, role="admin")
         headers.append(f"X-API-Key: {admin.api_key}")
     # The generated worker tasks go to queues that no worker polls, so they cannot keep the test
-    # workers busy for later tests; they fail after a short wait.
+    # workers busy for later tests. They fail after a short wait.
     fuzz_settings = settings.model_copy(update={"capability_queue_prefix": f"fuzz-{uuid.uuid4().hex[:8]}-",
                                                 "worker_task_wait_seconds": 5.0})
 
