@@ -140,6 +140,14 @@ def _findings(tree: ast.AST) -> list[dict[str, Any]]:
                     "Python source in; functions, classes, imports, complexity and findings out")
 def code_analysis(_context: TaskContext, params: CodeAnalysisParams) -> dict[str, Any]:
     try:
+        return _analyse(params)
+    except (RecursionError, MemoryError) as error:
+        # Deeply nested source exhausts the parser or the walk; no retry would fare better.
+        raise TaskRejected(f"{params.filename} is nested too deeply to analyse") from error
+
+
+def _analyse(params: CodeAnalysisParams) -> dict[str, Any]:
+    try:
         tree = ast.parse(params.source, filename=params.filename)
     except (SyntaxError, ValueError) as error:
         raise TaskRejected(f"{params.filename} is not valid Python: {error}") from error

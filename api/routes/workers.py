@@ -108,7 +108,11 @@ async def cancel_worker_task(task_id: uuid.UUID, request: Request, state: StateD
     try:
         await state.temporal.get_workflow_handle(workflow_id(task.id)).cancel()
     except RPCError as error:
-        if error.status != RPCStatusCode.NOT_FOUND:
+        await session.refresh(task)
+        if task.status not in ("pending", "running"):
+            # The task ended between the check above and the cancel request.
+            raise HTTPException(status.HTTP_409_CONFLICT, f"Task {task_id} has already ended: {task.status}") from error
+        if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                                 f"Temporal is unavailable: {error.message}") from error
     logger.info("task %s cancelled by user %s", task.id, user.id)

@@ -294,3 +294,13 @@ async def test_planned_tasks_feed_the_answer(
     assert "Use these results of worker tasks" in system_prompt
     assert '"name": "add"' in system_prompt
     assert '"name": "Empty"' in system_prompt
+
+
+async def test_deeply_nested_source_is_rejected(http: httpx.AsyncClient, caller: Caller) -> None:
+    source = "x = " + "(" * 5000 + "1" + ")" * 5000
+    created = await create_task(http, caller, task_type="code_analysis", payload={"source": source})
+
+    task = await wait_for(lambda: ended(http, caller, created["id"]), timeout=30)
+
+    assert task["status"] == "failed"
+    assert task["retry_count"] == 0
