@@ -27,13 +27,14 @@ import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from activities.handlers import Handler, HandlerRegistry, Registered
 
 from settings import Settings
 
@@ -49,17 +50,6 @@ class ActionContext:
     settings: Settings
 
 
-Handler = Callable[[ActionContext, Any], Awaitable[dict[str, Any]] | dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class ActionType:
-    name: str
-    params: type[BaseModel]
-    handler: Handler | None
-    description: str
-
-
 class ActionFailed(RuntimeError):
     """A failed action run. The message is stored in the execution record."""
 
@@ -68,19 +58,9 @@ class ActionRejected(ActionFailed):
     """An action that no retry can make succeed, such as a refused address."""
 
 
-ACTION_TYPES: dict[str, ActionType] = {}
-
-
-def register_action(name: str, params: type[BaseModel], description: str = "") -> Callable[[Handler], Handler]:
-    """Register `handler` as the action type `name`, whose parameters `params` validates."""
-
-    def decorate(handler: Handler) -> Handler:
-        if name in ACTION_TYPES:
-            raise ValueError(f"action type {name!r} is already registered")
-        ACTION_TYPES[name] = ActionType(name=name, params=params, handler=handler, description=description)
-        return handler
-
-    return decorate
+ActionType = Registered[ActionContext]
+ACTION_TYPES: HandlerRegistry[ActionContext] = HandlerRegistry("action type")
+register_action = ACTION_TYPES.register
 
 
 @dataclass(frozen=True)
@@ -104,7 +84,7 @@ async def run_handler(action: ActionType, context: ActionContext, raw_params: di
 _tracing_lock = threading.Lock()
 
 
-def _measure_in_thread(handler: Handler, context: ActionContext, params: BaseModel) -> Measured:
+def _measure_in_thread(handler: Handler[ActionContext], context: ActionContext, params: BaseModel) -> Measured:
     started_cpu = time.thread_time()
     # tracemalloc counts the whole process, so its peak is the action's only when it runs alone.
     traced = _tracing_lock.acquire(blocking=False)

@@ -24,7 +24,6 @@ import ast
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from activities.handlers import HandlerRegistry, Registered
 from activities.job_actions import ActionFailed, check_address
 from llm.registry import ProviderRegistry
 from llm.types import ChatMessage, CompletionRequest, ProviderError
@@ -54,35 +54,14 @@ class TaskContext:
     providers: ProviderRegistry
 
 
-TaskHandler = Callable[[TaskContext, Any], Awaitable[dict[str, Any]] | dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class TaskType:
-    name: str
-    params: type[BaseModel]
-    handler: TaskHandler
-    description: str
-
-
-TASK_TYPES: dict[str, TaskType] = {}
-
-
-def register_task_type(name: str, params: type[BaseModel], description: str = "") -> Callable[[TaskHandler],
-                                                                                             TaskHandler]:
-    """Register `handler` as the task type `name`, whose payload `params` validates."""
-
-    def decorate(handler: TaskHandler) -> TaskHandler:
-        if name in TASK_TYPES:
-            raise ValueError(f"task type {name!r} is already registered")
-        TASK_TYPES[name] = TaskType(name=name, params=params, handler=handler, description=description)
-        return handler
-
-    return decorate
+TaskType = Registered[TaskContext]
+TASK_TYPES: HandlerRegistry[TaskContext] = HandlerRegistry("task type")
+register_task_type = TASK_TYPES.register
 
 
 async def run_task_handler(task_type: TaskType, context: TaskContext, payload: dict[str, Any]) -> dict[str, Any]:
     params = task_type.params.model_validate(payload)
+    assert task_type.handler is not None
     if inspect.iscoroutinefunction(task_type.handler):
         return dict(await task_type.handler(context, params))
     return dict(await asyncio.to_thread(task_type.handler, context, params))  # type: ignore[arg-type]

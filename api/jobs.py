@@ -53,7 +53,7 @@ from activities.task_types import TASK_TYPES
 from api.schemas import JobAction, JobOut, ScheduleRun, ScheduleView
 from db.models import CoreJob
 from settings import Settings
-from workflows.job_types import CHAT_ACTION, JobRunInput
+from workflows.job_types import JobRunInput
 from workflows.jobs import JobWorkflow
 
 logger = logging.getLogger(__name__)
