@@ -161,6 +161,8 @@ def check_address(host: str, allow_private: bool) -> None:
 
 
 # Special-purpose ranges that Python counts as global: protocol assignments and the old 6to4 relay anycast.
+# The well-known NAT64 prefix, which carries an IPv4 address in its last 32 bits.
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 EXTRA_BLOCKED_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("192.88.99.0/24"))
 
 
@@ -169,6 +171,8 @@ def _embeds_local_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -
     if not isinstance(address, ipaddress.IPv6Address):
         return False
     embedded = address.sixtofour or address.ipv4_mapped
+    if embedded is None and address in NAT64_PREFIX:
+        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return embedded is not None and not embedded.is_global
 
 

@@ -72,6 +72,7 @@ async def run_task_handler(task_type: TaskType, context: TaskContext, payload: d
 # The API reads bodies of about 256 KB at most, which this leaves room within.
 MAX_SOURCE_CHARS = 100_000
 COMPLEXITY_WARNING = 10
+MAX_LISTED = 500
 _BRANCHES = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.With, ast.AsyncWith, ast.IfExp,
              ast.comprehension, ast.Assert, ast.match_case)
 
@@ -142,9 +143,13 @@ def _analyse(params: CodeAnalysisParams) -> dict[str, Any]:
     ]
     imports = sorted({alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
                      | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module})
+    findings = _findings(tree)
+    # Bounded, because Temporal refuses results over 2 MB.
     return {
-        "lines": len(params.source.splitlines()), "functions": functions, "classes": classes, "imports": imports,
-        "max_complexity": max((f["complexity"] for f in functions), default=0), "findings": _findings(tree),
+        "lines": len(params.source.splitlines()), "functions": functions[:MAX_LISTED],
+        "classes": classes[:MAX_LISTED], "imports": imports[:MAX_LISTED],
+        "max_complexity": max((f["complexity"] for f in functions), default=0), "findings": findings[:MAX_LISTED],
+        "truncated": max(len(functions), len(classes), len(imports), len(findings)) > MAX_LISTED,
     }
 
 

@@ -40,10 +40,15 @@ class WorkerIdentity:
 
     async def ensure_registered(self, session: AsyncSession) -> uuid.UUID:
         """Return this worker's row id, registering again when the row was deregistered meanwhile."""
-        if self.worker_id is None or await session.get(WorkerInstance, self.worker_id) is None:
+        if self.worker_id is None:
             self.worker_id = await workers.register_worker(session, self.name, self.endpoint, self.capabilities,
                                                            self.metadata)
-            logger.warning("worker %s was not registered; registered again as %s", self.name, self.worker_id)
+        else:
+            row = await session.get(WorkerInstance, self.worker_id)
+            if row is None or row.status != "active":
+                self.worker_id = await workers.register_worker(session, self.name, self.endpoint,
+                                                               self.capabilities, self.metadata)
+                logger.warning("worker %s was deregistered; registered again as %s", self.name, self.worker_id)
         return self.worker_id
 
 
@@ -120,10 +125,16 @@ class WorkerAdminActivities:
         return HealthCheckResult(marked_unhealthy=stale, pollers=pollers)
 
 
+# Temporal lists a poller for minutes after its worker stopped; a live one polls again within a minute.
+POLLER_FRESH_SECONDS = 90
+
+
 async def count_pollers(client: object, settings: Settings, capability: str) -> int:
-    """Return how many workers poll the capability's task queue for activities, as Temporal reports."""
+    """Return how many workers poll the capability's task queue now, as Temporal reports."""
     response = await client.workflow_service.describe_task_queue(  # type: ignore[attr-defined]
         DescribeTaskQueueRequest(namespace=settings.temporal_namespace,
                                  task_queue=TaskQueue(name=settings.capability_queue(capability)),
                                  task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
-    return len(response.pollers)
+    cutoff = datetime.now(UTC) - timedelta(seconds=POLLER_FRESH_SECONDS)
+    return sum(1 for poller in response.pollers
+               if poller.last_access_time.ToDatetime(tzinfo=UTC) >= cutoff)

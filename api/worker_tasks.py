@@ -10,6 +10,7 @@ from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -17,7 +18,7 @@ from activities.task_types import TASK_TYPES
 from activities.workers import count_pollers
 from api.deps import AppState
 from api.schemas import TaskCreate, TaskOut
-from db.models import WorkerTask
+from db.models import WorkerInstance, WorkerTask
 from settings import Settings
 from workflows.worker_task_types import WorkerTaskInput
 from workflows.worker_tasks import WorkerTaskWorkflow
@@ -79,9 +80,19 @@ def task_input(settings: Settings, task: WorkerTask) -> WorkerTaskInput:
                            wait_seconds=settings.worker_task_wait_seconds)
 
 
-async def task_out(client: Client, settings: Settings, task: WorkerTask, explain: bool = False) -> TaskOut:
+async def task_out(client: Client, settings: Settings, task: WorkerTask, explain: bool = False,
+                   session_factory: async_sessionmaker[AsyncSession] | None = None) -> TaskOut:
     """Return the task, with the reason it waits when it is pending and `explain` is set."""
     shown = TaskOut.model_validate(task)
+    if explain and task.status == "running" and task.worker_id is not None and session_factory is not None:
+        async with session_factory() as session:
+            worker = await session.get(WorkerInstance, task.worker_id)
+        if worker is None or worker.status != "active":
+            name = worker.name if worker is not None else str(task.worker_id)
+            shown.waiting_reason = (f"its worker {name} stopped; the task runs again when another worker with the "
+                                    f"capability {task.task_type} takes it, and fails if none does within "
+                                    f"{settings.worker_task_wait_seconds:.0f} s")
+        return shown
     if explain and task.status == "pending":
         try:
             pollers = await count_pollers(client, settings, task.task_type)
@@ -92,5 +103,6 @@ async def task_out(client: Client, settings: Settings, task: WorkerTask, explain
             shown.waiting_reason = (f"no worker serves the capability {task.task_type}; the task fails if none "
                                     f"takes it within {settings.worker_task_wait_seconds:.0f} s")
         else:
-            shown.waiting_reason = f"waiting for one of {pollers} busy workers with the capability {task.task_type}"
+            shown.waiting_reason = (f"waiting for a free worker with the capability {task.task_type} "
+                                    f"({pollers} polling now)")
     return shown

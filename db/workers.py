@@ -31,9 +31,9 @@ async def register_worker(
 
 
 async def heartbeat(session: AsyncSession, worker_id: uuid.UUID, running_tasks: int) -> bool:
-    """Record a heartbeat and the current load; False when the row is gone (deregistered)."""
+    """Record a heartbeat and the current load; False when the row was deregistered or deleted."""
     result = await session.execute(
-        update(WorkerInstance).where(WorkerInstance.id == worker_id).values(
+        update(WorkerInstance).where(WorkerInstance.id == worker_id, WorkerInstance.status != "inactive").values(
             last_heartbeat=datetime.now(UTC), status="active",
             metadata_=WorkerInstance.metadata_.op("||")(func.jsonb_build_object("running_tasks", running_tasks)),
         ))

@@ -94,7 +94,7 @@ async def get_worker_task(task_id: uuid.UUID, request: Request, state: StateDep,
                           session: SessionDep) -> TaskOut:
     """Return a task, with the reason a pending one waits."""
     return await task_out(state.temporal, state.settings, await _visible_task(session, request, user, task_id),
-                          explain=True)
+                          explain=True, session_factory=state.session_factory)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut, status_code=status.HTTP_202_ACCEPTED,
@@ -130,11 +130,16 @@ async def get_worker(worker_id: uuid.UUID, _user: ConversationReader, session: S
 
 @router.delete("/{worker_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def deregister_worker(worker_id: uuid.UUID, user: WorkerManager, session: SessionDep) -> Response:
-    """Remove a worker's registration; a process still running registers again at its next heartbeat."""
+    """Mark a worker inactive; its row stays, so its tasks keep their worker_id.
+
+    A process still running registers again under a new id at its next heartbeat.
+    """
     worker = await session.get(WorkerInstance, worker_id)
     if worker is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Worker {worker_id} not found")
-    await session.delete(worker)
+    worker.status = "inactive"
+    # A new name, so the live process's next heartbeat registers a fresh row instead of reviving this one.
+    worker.name = f"{worker.name}-deregistered-{uuid.uuid4().hex[:8]}"[:100]
     await session.commit()
     logger.info("worker %s (%s) deregistered by user %s", worker.name, worker_id, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -534,7 +534,8 @@ async def test_deactivated_owners_jobs_do_not_run(
     await http.delete(f"/api/jobs/{job['id']}", headers=admin.headers)
 
 
-@pytest.mark.parametrize("address", ["100.64.0.1", "192.0.0.8", "2002:7f00:1::", "::ffff:127.0.0.1", "10.1.2.3"])
+@pytest.mark.parametrize("address", ["100.64.0.1", "192.0.0.8", "2002:7f00:1::", "::ffff:127.0.0.1", "10.1.2.3",
+                                     "64:ff9b::7f00:1"])
 def test_webhook_refuses_non_global_addresses(address: str) -> None:
     with pytest.raises(ActionRejected):
         check_address(address, allow_private=False)
