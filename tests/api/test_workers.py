@@ -22,7 +22,7 @@ from activities.task_types import (
     http_fetch,
     register_task_type,
 )
-from db.models import UPEESession, WorkerInstance
+from db.models import UPEESession, WorkerInstance, WorkerTask
 from llm.registry import ProviderRegistry
 from settings import Settings
 from tests.conftest import Caller, make_caller, serve_api
@@ -305,3 +305,21 @@ async def test_deeply_nested_source_is_rejected(http: httpx.AsyncClient, caller:
 
     assert task["status"] == "failed"
     assert task["retry_count"] == 0
+
+
+async def test_running_task_on_a_stopped_worker_says_so(
+    http: httpx.AsyncClient, caller: Caller, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    async with session_factory.begin() as session:
+        stopped = WorkerInstance(name=f"stopped-{uuid.uuid4().hex[:6]}", capabilities=["http_fetch"],
+                                 status="inactive")
+        session.add(stopped)
+        await session.flush()
+        task = WorkerTask(task_type="http_fetch", payload={"url": "http://127.0.0.1:9/"}, status="running",
+                          worker_id=stopped.id, user_id=caller.user_id)
+        session.add(task)
+
+    shown = (await http.get(f"/api/workers/tasks/{task.id}", headers=caller.headers)).json()
+
+    assert shown["status"] == "running"
+    assert f"its worker {stopped.name} stopped" in shown["waiting_reason"]
