@@ -166,6 +166,20 @@ NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 EXTRA_BLOCKED_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("192.88.99.0/24"))
 
 
+class ResponseTooLarge(ValueError):
+    """A response body over the configured limit."""
+
+
+async def read_limited(response: httpx.Response, limit: int) -> bytearray:
+    """Read a streamed response body, raising ResponseTooLarge once it passes `limit` bytes."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise ResponseTooLarge(f"the response is larger than {limit} bytes")
+    return body
+
+
 def _embeds_local_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Return whether an IPv6 address carries a non-global IPv4 address (6to4 or IPv4-mapped)."""
     if not isinstance(address, ipaddress.IPv6Address):
@@ -191,11 +205,9 @@ async def webhook(context: ActionContext, params: WebhookParams) -> dict[str, An
         try:
             async with client.stream(params.method, url, headers=headers,
                                      json=params.json_body if params.method == "POST" else None) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > limit:
-                        raise ActionFailed(f"the response is larger than {limit} bytes")
+                body = await read_limited(response, limit)
+        except ResponseTooLarge as error:
+            raise ActionFailed(str(error)) from error
         except httpx.HTTPError as error:
             raise ActionFailed(f"{params.method} {url} failed: {error!r}") from error
     text = body.decode("utf-8", errors="replace")

@@ -30,7 +30,7 @@ class PlannedTask(BaseModel):
 class Plan(BaseModel):
     steps: list[str] = Field(default_factory=list, description="The steps to produce the answer")
     worker_tasks: list[PlannedTask] = Field(default_factory=list,
-                                            description="Worker tasks whose results the answer needs, often none")
+                                            description="Worker tasks whose results the reply needs, often none")
 
 
 class Evaluation(BaseModel):

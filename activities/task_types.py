@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from activities.handlers import HandlerRegistry, Registered
-from activities.job_actions import ActionFailed, check_address
+from activities.job_actions import ActionFailed, ResponseTooLarge, check_address, read_limited
 from llm.registry import ProviderRegistry
 from llm.types import ChatMessage, CompletionRequest, ProviderError
 from settings import Settings
@@ -174,14 +174,12 @@ async def http_fetch(context: TaskContext, params: HttpFetchParams) -> dict[str,
         raise TaskRejected(str(error)) from error
     limit = min(params.max_bytes or context.settings.http_max_response_bytes, context.settings.http_max_response_bytes)
     started = time.monotonic()
-    body = bytearray()
     async with httpx.AsyncClient(follow_redirects=False, timeout=params.timeout_seconds) as client:
         try:
             async with client.stream("GET", url, headers={"User-Agent": "paf-core-agent-worker"}) as response:
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > limit:
-                        raise TaskRejected(f"the response is larger than {limit} bytes")
+                body = await read_limited(response, limit)
+        except ResponseTooLarge as error:
+            raise TaskRejected(str(error)) from error
         except httpx.HTTPError as error:
             raise TaskFailed(f"GET {url} failed: {error!r}") from error
     return {

@@ -70,7 +70,7 @@ from workflows.upee_types import (
 logger = logging.getLogger(__name__)
 
 SOURCE = "upee"
-# Plan may choose a few worker tasks; more would make the answer wait on a crowd.
+# Plan may choose a few worker tasks, because more would make the reply wait on all of them.
 MAX_PLANNED_TASKS = 4
 PLANNED_TASK_PRIORITY = 3
 # How much of each task's result the answer prompt carries.

@@ -84,7 +84,7 @@ class BodyTooLargeError(HTTPException):
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 for a body over the limit: at once from Content-Length, else while reading a chunked body."""
+    """Respond with 413 to a body over the limit: at once from Content-Length, else while reading a chunked body."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app

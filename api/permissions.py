@@ -92,7 +92,7 @@ async def require_unscoped(request: Request, user: User, action: str) -> None:
 
 
 async def require_grantable(request: Request, user: User, role: str) -> None:
-    """Raise 403 unless the caller holds every permission of `role`, so nobody grants more than they have."""
+    """Raise 403 unless the caller has every permission of `role`, so no caller grants more than they have."""
     missing = sorted(ROLE_PERMISSIONS[role] - caller_permissions(request, user))
     if missing:
         raise await deny(request, user, f"cannot give the role {role}: these credentials lack "

@@ -144,7 +144,7 @@ def _check_no_nul(value: str) -> str:
 
 
 def _check_plain_text(value: str | None) -> str | None:
-    # Control and direction-changing characters in a label would mislead whoever reads it in a log.
+    # Control and direction-changing characters in a label would mislead a reader of the logs.
     if value is None:
         return value
     if any(unicodedata.category(character) in ("Cc", "Cf", "Cs") for character in value):

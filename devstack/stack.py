@@ -56,7 +56,7 @@ class StackConfig:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Write a file that only its owner can read, since it holds a secret."""
+    """Write a file that only its owner can read, because it contains a secret."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.chmod(0o600)

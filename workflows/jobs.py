@@ -43,7 +43,7 @@ MAX_RETRY_DELAY = timedelta(seconds=60)
 
 
 def _not_retryable(error: BaseException) -> bool:
-    """Return whether the failure says that no further attempt can succeed."""
+    """Return whether the failure is marked non-retryable, so no further attempt can succeed."""
     while isinstance(error, (ActivityError, ChildWorkflowError)) and error.cause is not None:
         error = error.cause
     return isinstance(error, ApplicationError) and error.non_retryable

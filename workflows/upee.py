@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.common import BOOKKEEPING_RETRY_POLICY, BOOKKEEPING_TIMEOUT
     from workflows.worker_task_types import WorkerTaskInput
     from workflows.worker_tasks import WorkerTaskWorkflow
     from workflows.upee_types import (
@@ -36,7 +37,6 @@ EXECUTE_TIMEOUT = timedelta(minutes=5)
 # Every phase heartbeats four times a second, so a worker that died is noticed
 # within this timeout and its activity retried elsewhere, not after the whole window.
 PHASE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 # A turn queued behind others in its conversation waits at most this long in all.
 QUEUE_TIMEOUT = timedelta(minutes=30)
 
@@ -47,12 +47,6 @@ PHASE_RETRY_POLICY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
     non_retryable_error_types=["UnknownModelError"],
-)
-# Database writes that end the turn: keep trying, since losing them loses the answer's state.
-BOOKKEEPING_RETRY_POLICY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=0,
 )
 
 
@@ -149,7 +143,7 @@ class UPEEWorkflow:
         try:
             await asyncio.wait_for(asyncio.shield(everything), timeout=timeout_seconds)
         except TimeoutError:
-            workflow.logger.info("worker tasks of %s still running after %.0f s; answering without them",
+            workflow.logger.info("worker tasks of %s still running after %.0f s; the reply goes on without them",
                                  workflow.info().workflow_id, timeout_seconds)
 
     async def _phase(self, phase: str, activity_name: str, data: UPEEInput, refinement: int):  # type: ignore[no-untyped-def]

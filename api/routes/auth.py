@@ -62,7 +62,7 @@ async def login(body: LoginRequest, request: Request, state: StateDep) -> TokenO
             tokens = _tokens(state, user.id, signed_in.id, signed_in.refresh_jti)
     if user is None:
         logger.info("failed login for username %r from %s: %s", body.username, client, reason)
-        # Only someone who knows the password learns that the user is deactivated.
+        # Only a caller with the right password learns that the user is deactivated.
         raise unauthorized(DEACTIVATED if reason == "inactive" else WRONG_CREDENTIALS)
     return tokens
 

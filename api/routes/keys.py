@@ -39,6 +39,7 @@ async def create_key(body: KeyCreate, request: Request, state: StateDep, user: S
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 "permissions: name at least one permission, or omit it for all of yours")
         scope = sorted(set(body.permissions))
+
     now = datetime.now(UTC)
     if body.expires_at is not None and body.expires_at <= now:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "expires_at: must be in the future")
@@ -50,6 +51,7 @@ async def create_key(body: KeyCreate, request: Request, state: StateDep, user: S
     if parent_expiry is not None and (expires_at is None or expires_at > parent_expiry):
         # A key made with an expiring key expires with it, so a short-lived key cannot mint a lasting one.
         expires_at = parent_expiry
+
     async with state.session_factory.begin() as session:
         issued = await create_api_key(session, user.id, body.name, [str(p) for p in scope], expires_at)
         audit.record(session, "key_created", {

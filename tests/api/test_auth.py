@@ -347,7 +347,7 @@ async def test_parallel_guesses_cannot_pass_the_login_limit(
     assert 500 not in statuses
 
 
-async def test_a_login_flood_keeps_the_api_answering(http: httpx.AsyncClient, caller: Caller) -> None:
+async def test_login_flood_keeps_api_responsive(http: httpx.AsyncClient, caller: Caller) -> None:
     flood = [login(http, f"nobody-{uuid.uuid4().hex[:8]}", "x") for _ in range(60)]
 
     responses = await asyncio.gather(*flood, http.get("/api/users/me", headers=caller.headers))

@@ -122,7 +122,7 @@ async def test_revocation_and_who_may_see_a_key(
                             "revoked_by": str(caller.user_id)}]
 
 
-async def test_key_made_with_an_expiring_key_expires_with_it(http: httpx.AsyncClient, caller: Caller) -> None:
+async def test_child_key_expires_with_parent(http: httpx.AsyncClient, caller: Caller) -> None:
     parent_expiry = datetime.now(UTC) + timedelta(hours=1)
     parent = await http.post("/api/keys", json={"name": "parent", "expires_at": parent_expiry.isoformat()},
                              headers=caller.headers)

@@ -1,7 +1,7 @@
-"""A local HTTP server for webhook actions: each path says how to answer, and every request is kept.
+"""A local HTTP server for webhook actions: each path sets the response, and every request is kept.
 
-`/<tag>/ok` answers 200, `/<tag>/fail` answers 500 and `/<tag>/slow/<seconds>`
-waits, then answers 200. The tag groups one test's requests.
+`/<tag>/ok` returns 200, `/<tag>/fail` returns 500 and `/<tag>/slow/<seconds>`
+waits, then returns 200. The tag groups one test's requests.
 """
 
 from __future__ import annotations
